@@ -1,0 +1,347 @@
+"""One mirror-learning run, end-to-end jitted: `make_train(config, drift)`.
+
+Each update (purejaxrl's structure, nested `lax.scan`): roll out `num_envs` gymnax envs
+for `num_steps`, evaluate the critic on the batch and on the pre-reset final observations,
+compute GAE, then improve the policy with the mirror-learning objective
+
+    maximise  E_{s,a ~ pi_old}[ r A - d(r, A, progress) ]   over pi in N(pi_old)
+
+(Kuba et al. 2022), with `r = pi/pi_old`, `A` the normalised advantage and `progress =
+update / num_updates`. For the neighbourhood "none" this is `update_epochs` passes of
+shuffled minibatch Adam on `-mean(r A - d) + vf_coef * value_loss - ent_coef * entropy`;
+for "kl_ball" it is the natural-gradient step of `neighbourhoods.kl_ball_step` followed by
+the same minibatch passes on the value loss alone.
+
+Metrics are reduced inside the scans (sums of finished-episode returns and counts, mean
+losses per update), so memory does not grow with the number of env steps.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+
+from inner_loop import networks
+from inner_loop.config import Hyperparams, TrainConfig
+from inner_loop.drifts import Drift
+from inner_loop.envs import EnvSpec, RunningMeanStd, flatten_obs, make_env
+from inner_loop.gae import compute_gae
+from inner_loop.neighbourhoods import kl_ball_step
+
+
+@flax.struct.dataclass
+class RunnerState:
+    """Everything carried from one update to the next."""
+
+    params: Any
+    opt_state: Any
+    env_state: Any
+    obs: jax.Array  # (num_envs, obs_dim), raw flattened observations
+    obs_stats: RunningMeanStd
+    return_stats: RunningMeanStd  # running variance of the discounted return
+    discounted_return: jax.Array  # (num_envs,), for reward normalisation
+    episode_return: jax.Array  # (num_envs,), undiscounted return of the running episodes
+    key: jax.Array
+    update: jax.Array  # index of the next update
+
+
+class Transition(NamedTuple):
+    obs: jax.Array  # observation fed to the policy (normalised if enabled)
+    action: jax.Array
+    log_prob: jax.Array
+    reward: jax.Array  # (possibly normalised) reward used for learning
+    terminated: jax.Array
+    done: jax.Array
+    final_obs: jax.Array  # raw observation reached before any auto-reset
+
+
+class _EnvCarry(NamedTuple):
+    """What changes from one env step to the next inside a rollout."""
+
+    env_state: Any
+    obs: jax.Array
+    obs_stats: RunningMeanStd
+    return_stats: RunningMeanStd
+    discounted_return: jax.Array
+    episode_return: jax.Array
+    return_sum: jax.Array  # sum of returns of episodes finished in this rollout
+    episode_count: jax.Array  # number of episodes finished in this rollout
+
+
+class Batch(NamedTuple):
+    obs: jax.Array
+    action: jax.Array
+    log_prob: jax.Array
+    value: jax.Array
+    advantage: jax.Array
+    target: jax.Array
+
+
+class Trainer:
+    """`make_train(config, drift)`'s result: `trainer(key, drift_params[, hparams])`.
+
+    Pure and jittable; vmap it over keys (seeds), drift params (a population) and
+    hyperparameters (variants) in any combination. `init`, `run_updates` and `summarize`
+    are the same computation in stages, for callers that show progress between chunks.
+    """
+
+    def __init__(self, config: TrainConfig, drift: Drift, env_spec: EnvSpec | None = None):
+        self.config = config.validate()
+        self.drift = drift
+        self.spec = env_spec or make_env(config.env_id)
+        self.net = networks.ActorCritic.create(self.spec.action_dim, self.spec.discrete,
+                                               config.hidden_size, config.num_layers, config.activation)
+        self.num_updates = config.num_updates
+        self.final_window = max(1, math.ceil(config.final_window * self.num_updates))
+
+    # ---- public API ------------------------------------------------------------------
+    def __call__(self, key, drift_params, hparams: Hyperparams | None = None) -> dict:
+        _, metrics = self.run(key, drift_params, hparams)
+        return metrics
+
+    def run(self, key, drift_params, hparams: Hyperparams | None = None):
+        """The whole run: (final RunnerState, metrics)."""
+        hparams = self.default_hparams() if hparams is None else hparams
+        state = self.init(key, hparams)
+        state, per_update = self.run_updates(state, drift_params, hparams, self.num_updates)
+        return state, self.summarize(per_update)
+
+    def default_hparams(self) -> Hyperparams:
+        return Hyperparams.from_config(self.config)
+
+    def init(self, key, hparams: Hyperparams | None = None) -> RunnerState:
+        hparams = self.default_hparams() if hparams is None else hparams
+        cfg, spec = self.config, self.spec
+        key, net_key, env_key = jax.random.split(key, 3)
+        params = self.net.init(net_key, spec.obs_dim)
+        opt_state = self._optimizer(hparams).init(self._trained_params(params))
+        obs, env_state = jax.vmap(spec.env.reset, in_axes=(0, None))(
+            jax.random.split(env_key, cfg.num_envs), spec.env_params)
+        obs = jax.vmap(flatten_obs)(obs)
+        return RunnerState(
+            params=params, opt_state=opt_state, env_state=env_state, obs=obs,
+            obs_stats=RunningMeanStd.create((spec.obs_dim,)).update(obs),
+            return_stats=RunningMeanStd.create(()),
+            discounted_return=jnp.zeros(cfg.num_envs), episode_return=jnp.zeros(cfg.num_envs),
+            key=key, update=jnp.asarray(0, jnp.int32))
+
+    def run_updates(self, state: RunnerState, drift_params, hparams: Hyperparams | None,
+                    num_updates: int):
+        """`num_updates` updates in one scan: (state, per-update metrics)."""
+        hparams = self.default_hparams() if hparams is None else hparams
+        return jax.lax.scan(lambda s, _: self.update(s, drift_params, hparams), state, None, num_updates)
+
+    def summarize(self, per_update: dict) -> dict:
+        """One run's per-update metrics -> its metrics (curve, final_return, ...).
+
+        Takes unbatched arrays of shape (num_updates,); vmap it for batches of runs.
+
+        `curve[u]` is the mean return of the episodes finished during update u, carried
+        forward from the last update that finished one (NaN before the first).
+        `final_return` is the mean return of the episodes finished in the last
+        `final_window` of training (NaN if none finished there).
+        """
+        sums, counts = per_update["episode_return_sum"], per_update["episode_count"]
+        per_update_mean = jnp.where(counts > 0, sums / jnp.maximum(counts, 1), jnp.nan)
+
+        def carry_forward(last, value):
+            value = jnp.where(jnp.isnan(value), last, value)
+            return value, value
+
+        _, curve = jax.lax.scan(carry_forward, jnp.asarray(jnp.nan, jnp.float32), per_update_mean)
+        window_sum = sums[-self.final_window:].sum()
+        window_count = counts[-self.final_window:].sum()
+        final_return = jnp.where(window_count > 0, window_sum / jnp.maximum(window_count, 1), jnp.nan)
+        return {"final_return": final_return, "curve": curve, **per_update}
+
+    # ---- one update ------------------------------------------------------------------
+    def update(self, state: RunnerState, drift_params, hparams: Hyperparams):
+        cfg = self.config
+        progress = state.update.astype(jnp.float32) / self.num_updates
+        state, traj, episode_stats = self._rollout(state, hparams)
+        batch = self._batch(state, traj, hparams)
+        key, update_key = jax.random.split(state.key)
+        if cfg.neighbourhood == "kl_ball":
+            params, opt_state, metrics = self._kl_ball_update(
+                state.params, state.opt_state, batch, drift_params, progress, hparams, update_key)
+        else:
+            params, opt_state, metrics = self._minibatch_epochs(
+                state.params, state.opt_state, batch, drift_params, progress, hparams, update_key,
+                policy=True)
+        state = state.replace(params=params, opt_state=opt_state, key=key, update=state.update + 1)
+        return state, {**episode_stats, **metrics}
+
+    def _rollout(self, state: RunnerState, hparams: Hyperparams):
+        """`num_steps` steps of all envs. Only env-side state is carried through the scan;
+        the params are closed over, so XLA does not copy them (and Adam's state) each step."""
+        cfg, spec = self.config, self.spec
+        actor_params = state.params["actor"]
+
+        # All keys of the rollout in two batched calls rather than one small split a step.
+        key, act_key, step_key = jax.random.split(state.key, 3)
+        act_keys = jax.random.split(act_key, cfg.num_steps)
+        step_keys = jax.random.split(step_key, cfg.num_steps * cfg.num_envs).reshape(
+            (cfg.num_steps, cfg.num_envs) + step_key.shape)
+
+        def env_step(carry: _EnvCarry, keys):
+            act_key, env_keys = keys
+            obs_in = carry.obs_stats.normalize(carry.obs) if cfg.normalize_obs else carry.obs
+            dist = self.net.actor.apply(actor_params, obs_in)
+            action = networks.sample(act_key, dist, spec.discrete)
+            log_prob = networks.log_prob(dist, action, spec.discrete)
+            if spec.discrete:
+                env_action = action
+            else:  # the Gaussian is unbounded; the env gets the action clipped to its box
+                env_action = jnp.clip(action, spec.action_low, spec.action_high).reshape(
+                    (cfg.num_envs,) + spec.action_shape)
+            obs, env_state, reward, terminated, truncated, info = jax.vmap(
+                spec.env.step, in_axes=(0, 0, 0, None))(
+                env_keys, carry.env_state, env_action, spec.env_params)
+            obs = jax.vmap(flatten_obs)(obs)
+            final_obs = jax.vmap(flatten_obs)(info["final_observation"])
+            reward = jnp.asarray(reward, jnp.float32)
+            done = jnp.logical_or(terminated, truncated)
+
+            episode_return = carry.episode_return + reward
+            return_sum = carry.return_sum + jnp.sum(jnp.where(done, episode_return, 0.0))
+            episode_count = carry.episode_count + jnp.sum(done)
+            obs_stats = carry.obs_stats.update(obs) if cfg.normalize_obs else carry.obs_stats
+            learn_reward, discounted, return_stats = reward, carry.discounted_return, carry.return_stats
+            if cfg.normalize_reward:
+                discounted = discounted * hparams.gamma + reward
+                return_stats = return_stats.update(discounted)
+                learn_reward = reward / jnp.sqrt(return_stats.var + 1e-8)
+                discounted = jnp.where(done, 0.0, discounted)
+            carry = _EnvCarry(env_state, obs, obs_stats, return_stats, discounted,
+                              jnp.where(done, 0.0, episode_return), return_sum, episode_count)
+            transition = Transition(obs_in, action, log_prob, learn_reward, terminated, done, final_obs)
+            return carry, transition
+
+        carry = _EnvCarry(state.env_state, state.obs, state.obs_stats, state.return_stats,
+                          state.discounted_return, state.episode_return,
+                          jnp.zeros(()), jnp.zeros((), jnp.int32))
+        carry, traj = jax.lax.scan(env_step, carry, (act_keys, step_keys))
+        state = state.replace(env_state=carry.env_state, obs=carry.obs, obs_stats=carry.obs_stats,
+                              return_stats=carry.return_stats, discounted_return=carry.discounted_return,
+                              episode_return=carry.episode_return, key=key)
+        return state, traj, {"episode_return_sum": carry.return_sum, "episode_count": carry.episode_count}
+
+    def _batch(self, state: RunnerState, traj: Transition, hparams: Hyperparams) -> Batch:
+        """Critic values (one batched call) and GAE for a rollout, flattened to a batch."""
+        cfg = self.config
+        final_obs = state.obs_stats.normalize(traj.final_obs) if cfg.normalize_obs else traj.final_obs
+        both = jnp.concatenate([traj.obs, final_obs], axis=0)  # (2T, N, obs_dim)
+        values = self.net.critic.apply(state.params["critic"], both)
+        value, next_value = values[: cfg.num_steps], values[cfg.num_steps:]
+        advantage, target = compute_gae(traj.reward, value, next_value, traj.terminated, traj.done,
+                                        hparams.gamma, hparams.gae_lambda)
+        batch = Batch(traj.obs, traj.action, traj.log_prob, value, advantage, target)
+        return jax.tree.map(lambda x: x.reshape((cfg.batch_size,) + x.shape[2:]), batch)
+
+    # ---- optimisation ----------------------------------------------------------------
+    def _optimizer(self, hparams: Hyperparams) -> optax.GradientTransformation:
+        cfg = self.config
+        steps_per_update = cfg.update_epochs * cfg.num_minibatches
+        if cfg.anneal_lr:
+            def learning_rate(count):
+                # decay per update (as purejaxrl), reaching 0 after the last update
+                done_updates = count // steps_per_update
+                return hparams.lr * (1.0 - done_updates / self.num_updates)
+        else:
+            learning_rate = hparams.lr
+        return optax.chain(optax.clip_by_global_norm(hparams.max_grad_norm),
+                           optax.adam(learning_rate, eps=1e-5))
+
+    def _trained_params(self, params):
+        """The params the Adam optimiser owns (all, or the critic alone in a KL ball)."""
+        return params["critic"] if self.config.neighbourhood == "kl_ball" else params
+
+    def _policy_terms(self, actor_params, batch: Batch, drift_params, progress, advantage):
+        dist = self.net.actor.apply(actor_params, batch.obs)
+        log_ratio = networks.log_prob(dist, batch.action, self.spec.discrete) - batch.log_prob
+        ratio = jnp.exp(log_ratio)
+        drift = self.drift(drift_params, ratio, advantage, progress)
+        objective = jnp.mean(ratio * advantage - drift)
+        info = {
+            "entropy": jnp.mean(networks.entropy(dist, self.spec.discrete)),
+            "approx_kl": jnp.mean((ratio - 1.0) - log_ratio),
+            "drift": jnp.mean(drift),
+        }
+        return objective, info
+
+    def _value_loss(self, critic_params, batch: Batch, hparams: Hyperparams):
+        value = self.net.critic.apply(critic_params, batch.obs)
+        unclipped = jnp.square(value - batch.target)
+        clipped_value = batch.value + jnp.clip(value - batch.value, -hparams.vf_clip, hparams.vf_clip)
+        clipped = jnp.maximum(unclipped, jnp.square(clipped_value - batch.target))
+        return 0.5 * jnp.mean(jnp.where(hparams.vf_clip > 0, clipped, unclipped))
+
+    def _normalized_advantage(self, advantage):
+        if not self.config.normalize_advantages:
+            return advantage
+        return (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+
+    def _minibatch_epochs(self, params, opt_state, batch: Batch, drift_params, progress, hparams,
+                          key, *, policy: bool):
+        """`update_epochs` shuffled passes of minibatch Adam (mirror objective + value loss)."""
+        cfg = self.config
+        tx = self._optimizer(hparams)
+
+        def loss_fn(trained, minibatch):
+            if not policy:
+                value_loss = self._value_loss(trained, minibatch, hparams)
+                return value_loss, {"value_loss": value_loss}
+            advantage = self._normalized_advantage(minibatch.advantage)
+            objective, info = self._policy_terms(trained["actor"], minibatch, drift_params, progress, advantage)
+            value_loss = self._value_loss(trained["critic"], minibatch, hparams)
+            loss = -objective + hparams.vf_coef * value_loss - hparams.ent_coef * info["entropy"]
+            return loss, {"policy_loss": -objective, "value_loss": value_loss, **info}
+
+        def minibatch_step(carry, minibatch):
+            trained, opt_state = carry
+            grads, info = jax.grad(loss_fn, has_aux=True)(trained, minibatch)
+            updates, opt_state = tx.update(grads, opt_state, trained)
+            return (optax.apply_updates(trained, updates), opt_state), info
+
+        def epoch(carry, epoch_key):
+            perm = jax.random.permutation(epoch_key, cfg.batch_size)
+            shuffled = jax.tree.map(
+                lambda x: jnp.take(x, perm, axis=0).reshape((cfg.num_minibatches, cfg.minibatch_size) + x.shape[1:]),
+                batch)
+            return jax.lax.scan(minibatch_step, carry, shuffled)
+
+        trained = params if policy else params["critic"]
+        (trained, opt_state), info = jax.lax.scan(epoch, (trained, opt_state),
+                                                  jax.random.split(key, cfg.update_epochs))
+        params = trained if policy else {**params, "critic": trained}
+        return params, opt_state, jax.tree.map(jnp.mean, info)
+
+    def _kl_ball_update(self, params, opt_state, batch: Batch, drift_params, progress, hparams, key):
+        cfg, discrete = self.config, self.spec.discrete
+        advantage = self._normalized_advantage(batch.advantage)
+        old_dist = jax.lax.stop_gradient(self.net.actor.apply(params["actor"], batch.obs))
+
+        def objective(actor_params):
+            return self._policy_terms(actor_params, batch, drift_params, progress, advantage)[0]
+
+        def mean_kl(actor_params):
+            return jnp.mean(networks.kl_divergence(old_dist, self.net.actor.apply(actor_params, batch.obs), discrete))
+
+        actor, step_info = kl_ball_step(params["actor"], objective, mean_kl, delta=hparams.kl_delta,
+                                        cg_iters=cfg.cg_iters, cg_damping=cfg.cg_damping,
+                                        line_search_steps=cfg.line_search_steps)
+        new_objective, info = self._policy_terms(actor, batch, drift_params, progress, advantage)
+        info["approx_kl"] = mean_kl(actor)
+        params, opt_state, value_info = self._minibatch_epochs(
+            {**params, "actor": actor}, opt_state, batch, drift_params, progress, hparams, key, policy=False)
+        return params, opt_state, {"policy_loss": -new_objective, **value_info, **info, **step_info}
+
+
+def make_train(config: TrainConfig, drift: Drift) -> Trainer:
+    """The pure training function of one configuration: `train(key, drift_params) -> metrics`."""
+    return Trainer(config, drift)
