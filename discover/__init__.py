@@ -1,0 +1,3 @@
+"""What users touch: the `discover` command, run folders, reports."""
+
+import inner_loop  # noqa: F401  (applies the XLA CPU flag before jax is first imported)

@@ -1,0 +1,176 @@
+"""The `discover` command.
+
+    discover train --env CartPole-v1 --drift ppo --seeds 4 [--set key=value ...] [--out FILE]
+
+Bad input (unknown env or drift, a bad option or size) is one line on stderr and exit
+status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import inner_loop  # noqa: F401  (XLA flag before jax)
+from inner_loop.errors import ConfigError
+
+EXIT_USAGE = 2
+
+# Algorithms that are a zoo drift in a neighbourhood other than "all policies".
+ALGORITHM_ALIASES = {"trpo": ("zero", {"neighbourhood": "kl_ball"})}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line (and exit status 2)."""
+
+    def error(self, message):  # noqa: D401
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from inner_loop import drifts
+
+    parser = _Parser(prog="discover", description="Discover drift functions for mirror learning.")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    train = sub.add_parser("train", help="train one drift on one env over vmapped seeds",
+                           description="Train one drift on one gymnax env over N vmapped seeds.")
+    train.add_argument("--env", default="CartPole-v1", help="gymnax env id (default CartPole-v1)")
+    train.add_argument("--drift", default="ppo",
+                       help=f"zoo drift: {', '.join(drifts.names())}; or trpo (zero drift in a KL ball)")
+    train.add_argument("--seeds", type=int, default=4, help="number of vmapped seeds (default 4)")
+    train.add_argument("--seed", type=int, default=0, help="base PRNG seed (default 0)")
+    train.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config field (num_envs=64, total_timesteps=1e6, lr=3e-4, ...) "
+                            "or a drift option (drift.eps=0.1); repeatable")
+    train.add_argument("--out", help="write the results as JSON to this file")
+    train.set_defaults(handler=cmd_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.handler(args) or 0
+    except ConfigError as err:
+        print(f"discover {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"discover {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def resolve_train(env_id: str, drift_name: str, settings: list[str]):
+    """(config, drift) for `discover train`, validated; ConfigError on bad input."""
+    from discover.overrides import apply_train_overrides
+    from inner_loop import drifts, preset
+    from inner_loop.envs import make_env
+
+    make_env(env_id)  # unknown env ids fail here, with the allowed list
+    name, alias_settings = ALGORITHM_ALIASES.get(drift_name, (drift_name, {}))
+    if name not in drifts.names():
+        allowed = ", ".join(drifts.names() + list(ALGORITHM_ALIASES))
+        raise ConfigError(f"unknown drift {drift_name!r}; allowed: {allowed}")
+    config = preset(env_id).replace(**alias_settings)
+    config, drift_options = apply_train_overrides(config, name, settings,
+                                                  fixed=("env_id",) + tuple(alias_settings))
+    return config.validate(), drifts.get(name, **drift_options)
+
+
+def cmd_train(args) -> int:
+    import jax
+    import numpy as np
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from discover.report_text import curve_table, summary_table
+    from discover.training import train_seeds
+
+    if args.seeds < 1:
+        raise ConfigError(f"--seeds {args.seeds} is not allowed; it must be a positive integer")
+    config, drift = resolve_train(args.env, args.drift, args.settings)
+    if args.out:
+        _check_writable(args.out)
+
+    console = Console(stderr=True)
+    drift_params = drift.init(jax.random.PRNGKey(args.seed))
+    console.print(f"[bold]{args.drift}[/] on [bold]{config.env_id}[/]: {args.seeds} seeds x "
+                  f"{config.env_steps:,} env steps ({config.num_updates} updates of {config.batch_size})")
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("updates"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                  console=console, transient=False) as progress:
+        task = progress.add_task("compiling", total=config.num_updates)
+
+        def on_progress(done, total):
+            progress.update(task, completed=done, description="training")
+
+        result = train_seeds(config, drift, drift_params, args.seeds, seed=args.seed, on_progress=on_progress)
+
+    out = Console()
+    out.print(curve_table(result.curve, config.batch_size))
+    out.print(summary_table(result.final_return, result.compile_seconds, result.env_steps_per_second))
+    if args.out:
+        payload = {
+            "env": config.env_id, "drift": args.drift, "drift_options": drift.options(),
+            "config": config.to_dict(), "seeds": args.seeds, "seed": args.seed,
+            "final_return": [_num(x) for x in result.final_return],
+            "curve": [[_num(x) for x in row] for row in result.curve],
+            "env_steps_per_update": config.batch_size, "env_steps": config.env_steps,
+            "compile_seconds": result.compile_seconds, "run_seconds": result.run_seconds,
+            "env_steps_per_second": result.env_steps_per_second,
+            "versions": _versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        write_json_atomic(args.out, payload)
+        out.print(f"wrote {args.out}")
+    if not np.all(np.isfinite(result.final_return)):
+        console.print("[yellow]warning:[/] some seeds have no finished episode in the final window (NaN)")
+    return 0
+
+
+def _num(x) -> float | None:
+    x = float(x)
+    return x if x == x and abs(x) != float("inf") else None  # JSON has no NaN
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("jax", "flax", "optax", "evosax", "gymnax", "wandb"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def _check_writable(path: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"cannot create output folder {folder!r}: {err.strerror}") from None
+    if not os.access(folder, os.W_OK):
+        raise ConfigError(f"output folder {folder!r} is not writable")
+    if os.path.isdir(path):
+        raise ConfigError(f"output path {path!r} is a folder; give a file name")
+
+
+def write_json_atomic(path: str, payload: dict) -> None:
+    """Write JSON so that a reader never sees a half-written file."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(payload, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

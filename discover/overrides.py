@@ -1,0 +1,80 @@
+"""`--set key=value` overrides for dataclass configs and drift options.
+
+Values are parsed by the type of the field they set; every problem is a one-line
+ConfigError naming the key or value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from inner_loop import drifts
+from inner_loop.config import TrainConfig
+from inner_loop.errors import ConfigError
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+def parse_value(key: str, text: str, kind: type) -> Any:
+    """`text` as a value of type `kind` (int accepts integral floats such as 1e6)."""
+    try:
+        if kind is bool:
+            low = text.strip().lower()
+            if low in _TRUE:
+                return True
+            if low in _FALSE:
+                return False
+            raise ValueError
+        if kind is int:
+            number = float(text)
+            if not number.is_integer():
+                raise ValueError
+            return int(number)
+        if kind is float:
+            return float(text)
+        return str(text)
+    except (ValueError, OverflowError):
+        raise ConfigError(f"{key}={text!r} is not a valid {kind.__name__}") from None
+
+
+def split_pairs(pairs: list[str]) -> list[tuple[str, str]]:
+    out = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {pair!r} is not of the form key=value")
+        out.append((key.strip(), value.strip()))
+    return out
+
+
+def field_types(cls) -> dict[str, type]:
+    names = {"int": int, "float": float, "bool": bool, "str": str}
+    return {f.name: names.get(f.type, f.type) if isinstance(f.type, str) else f.type
+            for f in dataclasses.fields(cls)}
+
+
+def apply_train_overrides(config: TrainConfig, drift_name: str, pairs: list[str],
+                          fixed: tuple[str, ...] = ()) -> tuple[TrainConfig, dict]:
+    """Apply `--set` pairs: config fields by name, drift options as `drift.NAME`.
+
+    Returns (new config, drift options). `fixed` names fields the command sets itself.
+    """
+    config_types = field_types(TrainConfig)
+    drift_types = drifts.option_types(drift_name)
+    changes: dict[str, Any] = {}
+    drift_options: dict[str, Any] = {}
+    for key, text in split_pairs(pairs):
+        if key.startswith("drift."):
+            option = key[len("drift."):]
+            if option not in drift_types:
+                allowed = ", ".join(f"drift.{k}" for k in drift_types) or "none"
+                raise ConfigError(f"drift {drift_name!r} has no option {option!r}; allowed: {allowed}")
+            drift_options[option] = parse_value(key, text, drift_types[option])
+        elif key in config_types and key not in fixed:
+            changes[key] = parse_value(key, text, config_types[key])
+        else:
+            allowed = [k for k in config_types if k not in fixed] + ["drift.<option>"]
+            raise ConfigError(f"unknown setting {key!r}; allowed: {', '.join(allowed)}")
+    return config.replace(**changes), drift_options

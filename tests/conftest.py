@@ -1,0 +1,1 @@
+import inner_loop  # noqa: F401  (applies the XLA CPU flag before jax is imported)

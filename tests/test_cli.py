@@ -1,0 +1,83 @@
+"""`discover train` end to end on tiny configs, and every kind of bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from discover.cli import main
+
+TINY = ["--set", "total_timesteps=1024", "--set", "num_envs=4", "--set", "num_steps=32",
+        "--set", "update_epochs=1", "--set", "num_minibatches=2"]
+
+
+def test_train_writes_results_json(tmp_path, capsys):
+    out = tmp_path / "sub" / "run.json"
+    code = main(["train", "--env", "CartPole-v1", "--drift", "dpo", "--seeds", "2", *TINY,
+                 "--set", "drift.alpha=1.5", "--out", str(out)])
+    assert code == 0
+    result = json.loads(out.read_text())
+    for key in ("env", "drift", "config", "final_return", "curve", "compile_seconds", "env_steps_per_second"):
+        assert key in result
+    assert result["env"] == "CartPole-v1" and result["drift"] == "dpo"
+    assert result["drift_options"] == {"alpha": 1.5, "beta": 0.6}
+    assert result["config"]["num_envs"] == 4 and result["config"]["total_timesteps"] == 1024
+    assert len(result["final_return"]) == 2
+    assert len(result["curve"]) == 2 and len(result["curve"][0]) == 1024 // (4 * 32)
+    assert result["env_steps_per_second"] > 0
+    assert not [p for p in os.listdir(out.parent) if ".tmp" in p]  # no half-written files
+    printed = capsys.readouterr().out
+    assert "learning curve" in printed and "final return" in printed
+
+
+def test_trpo_alias_runs_the_kl_ball(tmp_path):
+    out = tmp_path / "trpo.json"
+    assert main(["train", "--drift", "trpo", "--seeds", "1", *TINY, "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["config"]["neighbourhood"] == "kl_ball"
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--env", "Nope-v0"], "unknown env id 'Nope-v0'; allowed: CartPole-v1"),
+    (["--env", "MNISTBandit-bsuite"], "not supported"),
+    (["--drift", "sqrt"], "unknown drift 'sqrt'; allowed: zero, kl, ppo, dpo, lpo, ta_lpo, trpo"),
+    (["--set", "drift.alpha=1"], "drift 'ppo' has no option 'alpha'; allowed: drift.eps"),
+    (["--set", "num_envs=0"], "num_envs=0 is not allowed; it must be a positive integer"),
+    (["--set", "num_steps=-5"], "num_steps=-5"),
+    (["--set", "num_minibatches=3"], "num_minibatches=3 does not split the batch"),
+    (["--set", "lr=fast"], "lr='fast' is not a valid float"),
+    (["--set", "num_envs=2.5"], "num_envs='2.5' is not a valid int"),
+    (["--set", "colour=blue"], "unknown setting 'colour'; allowed:"),
+    (["--set", "env_id=Acrobot-v1"], "unknown setting 'env_id'"),
+    (["--set", "novalue"], "not of the form key=value"),
+    (["--seeds", "0"], "--seeds 0 is not allowed"),
+    (["--set", "activation=sigmoid"], "activation='sigmoid' is not allowed"),
+])
+def test_bad_input_is_one_line_and_exit_status_2(args, fragment, capsys):
+    code = main(["train", *args])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert fragment in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_unwritable_output_is_refused_before_training(tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    code = main(["train", *TINY, "--out", str(tmp_path / "afile" / "out.json")])
+    assert code == 2 and "cannot create output folder" in capsys.readouterr().err
+
+
+def test_console_script_bad_input_has_no_traceback():
+    proc = subprocess.run([sys.executable, "-m", "discover", "train", "--env", "Nope-v0"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("discover train: error: unknown env id 'Nope-v0'")
+    assert "Traceback" not in proc.stderr
+
+
+def test_argparse_errors_are_one_line_too():
+    proc = subprocess.run([sys.executable, "-m", "discover", "train", "--seeds", "many"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1

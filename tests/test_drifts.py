@@ -1,0 +1,161 @@
+"""The drift zoo: the mirror-learning axioms for random parameters and extreme inputs."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from inner_loop import drifts
+from inner_loop.errors import ConfigError
+
+# Every zoo drift, with option settings that matter (neural ones random at init).
+ZOO_CASES = [
+    ("zero", {}), ("kl", {}), ("kl", {"coef": 10.0}), ("ppo", {}), ("ppo", {"eps": 0.05}),
+    ("dpo", {}), ("dpo", {"alpha": 0.5, "beta": 3.0}),
+    ("lpo", {"init_scale": 1.0}), ("lpo", {"start": "none", "init_scale": 1.0}),
+    ("lpo", {"start": "none", "init_scale": 1.0, "num_layers": 2, "hidden_size": 16}),
+    ("ta_lpo", {"init_scale": 1.0}), ("ta_lpo", {"start": "none", "init_scale": 1.0}),
+]
+IDS = [f"{n}-{o}" for n, o in ZOO_CASES]
+
+
+def scaled_params(drift, seed, scale):
+    params = drift.init(jax.random.PRNGKey(seed))
+    return jax.tree.map(lambda p: p * scale, params)
+
+
+def inputs(seed, n=512):
+    rng = np.random.default_rng(seed)
+    ratio = 10.0 ** rng.uniform(-6, 6, n)
+    ratio[:8] = [1e-6, 1e6, 1.0, 1 - 1e-7, 1 + 1e-7, 0.5, 2.0, 1.0]
+    adv = rng.uniform(-1e4, 1e4, n)
+    adv[8:16] = [0.0, 1e4, -1e4, 1e-8, -1e-8, 1.0, -1.0, 0.0]
+    progress = rng.uniform(0, 1, n)
+    progress[:4] = [0.0, 1.0, 0.0, 1.0]
+    return (jnp.asarray(ratio, jnp.float32), jnp.asarray(adv, jnp.float32), jnp.asarray(progress, jnp.float32))
+
+
+@pytest.mark.parametrize("name,options", ZOO_CASES, ids=IDS)
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**16), log_scale=st.floats(-3, 3))
+def test_axioms_hold_for_random_params_and_extreme_inputs(name, options, seed, log_scale):
+    drift = drifts.get(name, **options)
+    params = scaled_params(drift, seed, 10.0 ** log_scale)
+    ratio, adv, progress = inputs(seed)
+    d = drift(params, ratio, adv, progress)
+    assert d.shape == ratio.shape
+    assert bool(jnp.all(jnp.isfinite(d))), "drift must be finite"
+    assert bool(jnp.all(d >= 0)), f"negative drift {float(d.min())}"
+    at_identity = drift(params, jnp.ones_like(adv), adv, progress)
+    assert bool(jnp.all(at_identity == 0)), "drift must be 0 at r = 1"
+    slope = jax.vmap(jax.grad(lambda r, a, p: drift(params, r, a, p)))(jnp.ones_like(adv), adv, progress)
+    assert bool(jnp.all(jnp.abs(slope) < 1e-6)), f"slope at r = 1: {float(jnp.abs(slope).max())}"
+    grads = jax.vmap(jax.grad(lambda r, a, p: drift(params, r, a, p)))(ratio, adv, progress)
+    assert bool(jnp.all(jnp.isfinite(grads))), "gradient must be finite at extreme inputs"
+
+
+def one_sided_quotients(drift_fn, adv, h):
+    """|d(1 +- h, A) - d(1, A)| / h for both sides (float64)."""
+    return [jnp.abs(drift_fn(jnp.full_like(adv, 1.0 + side * h), adv) - drift_fn(jnp.ones_like(adv), adv)) / h
+            for side in (-1.0, 1.0)]
+
+
+def vanishes_from_both_sides(drift_fn, adv):
+    """Zero one-sided derivatives: the quotients shrink with h (a kink keeps them constant)."""
+    large = one_sided_quotients(drift_fn, adv, 1e-7)
+    small = one_sided_quotients(drift_fn, adv, 1e-11)
+    return all(bool(jnp.all(s <= 1e-2 * l + 1e-9)) for s, l in zip(small, large))
+
+
+ADVANTAGES = [-1e4, -3.0, -0.1, 0.1, 3.0, 1e4]
+
+
+@pytest.mark.parametrize("name,options", ZOO_CASES, ids=IDS)
+@pytest.mark.parametrize("scale", [1.0, 30.0])
+def test_flat_at_identity_from_both_sides(name, options, scale):
+    """No kink at r = 1 hidden by relu'(0) = 0, and no flat region that weights can shrink."""
+    with jax.enable_x64(True):
+        drift = drifts.get(name, **options)
+        params = jax.tree.map(lambda p: jnp.asarray(p, jnp.float64) * scale, drift.init(jax.random.PRNGKey(3)))
+        adv = jnp.asarray(ADVANTAGES, jnp.float64)
+        for progress in (0.0, 1.0):
+            assert vanishes_from_both_sides(lambda r, a: drift(params, r, a, progress), adv)
+
+
+def test_the_two_sided_check_catches_the_published_relu_construction():
+    """ReLU(net - 1e-4) with large weights: its flat region shrinks below any h, a kink."""
+    with jax.enable_x64(True):
+        adv = jnp.asarray(ADVANTAGES, jnp.float64)
+        assert not vanishes_from_both_sides(lambda r, a: jax.nn.relu(1e10 * (r - 1.0) * a - 1e-4), adv)
+
+
+def test_dpo_matches_its_closed_form():
+    rng = np.random.default_rng(0)
+    r = 10.0 ** rng.uniform(-2, 2, 1000)
+    a = rng.normal(0, 3, 1000)
+    alpha, beta = 2.0, 0.6
+    expected = np.where(
+        a >= 0,
+        np.maximum(0, (r - 1) * a - alpha * np.tanh((r - 1) * a / alpha)),
+        np.maximum(0, np.log(r) * a - beta * np.tanh(np.log(r) * a / beta)),
+    )
+    got = drifts.get("dpo")({}, jnp.asarray(r, jnp.float32), jnp.asarray(a, jnp.float32))
+    np.testing.assert_allclose(np.asarray(got), expected, rtol=2e-4, atol=1e-5)
+
+
+def test_ppo_drift_gives_the_clipped_objective():
+    rng = np.random.default_rng(1)
+    r = jnp.asarray(rng.uniform(0.2, 3, 1000), jnp.float32)
+    a = jnp.asarray(rng.normal(size=1000), jnp.float32)
+    eps = 0.2
+    objective = r * a - drifts.get("ppo", eps=eps)({}, r, a)
+    np.testing.assert_allclose(objective, jnp.minimum(r * a, jnp.clip(r, 1 - eps, 1 + eps) * a), rtol=1e-6, atol=1e-6)
+
+
+def test_kl_drift_expectation_is_the_kl_divergence():
+    rng = np.random.default_rng(2)
+    p_old = rng.dirichlet(np.ones(5))
+    p_new = rng.dirichlet(np.ones(5))
+    ratio = jnp.asarray(p_new / p_old, jnp.float32)
+    expected = 3.0 * np.sum(p_old * np.log(p_old / p_new))
+    got = jnp.sum(jnp.asarray(p_old, jnp.float32) * drifts.get("kl", coef=3.0)({}, ratio, jnp.zeros(5)))
+    np.testing.assert_allclose(float(got), expected, rtol=1e-5)
+
+
+def test_lpo_ppo_start_is_exactly_ppo():
+    r = jnp.linspace(0.1, 3.0, 101)
+    a = jnp.linspace(-2.0, 2.0, 101)
+    lpo = drifts.get("lpo")
+    np.testing.assert_array_equal(lpo(lpo.init(jax.random.PRNGKey(0)), r, a),
+                                  drifts.get("ppo")({}, r, a))
+
+
+def test_ta_lpo_depends_on_progress():
+    drift = drifts.get("ta_lpo", start="none", init_scale=1.0)
+    params = drift.init(jax.random.PRNGKey(0))
+    r, a = jnp.asarray([1.5]), jnp.asarray([1.0])
+    assert float(drift(params, r, a, 0.0)[0]) != float(drift(params, r, a, 1.0)[0])
+
+
+def test_vmap_over_a_population_of_params_matches_a_loop():
+    drift = drifts.get("lpo", start="none", init_scale=1.0)
+    population = jax.vmap(drift.init)(jax.random.split(jax.random.PRNGKey(0), 4))
+    r, a = inputs(0, 64)[:2]
+    batched = jax.jit(jax.vmap(lambda p: drift(p, r, a)))(population)
+    for i in range(4):
+        member = jax.tree.map(lambda x: x[i], population)
+        np.testing.assert_allclose(batched[i], drift(member, r, a), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda: drifts.get("nope"), "unknown drift 'nope'"),
+    (lambda: drifts.get("ppo", alpha=1.0), "drift 'ppo' has no option 'alpha'"),
+    (lambda: drifts.get("zero", eps=1.0), "it takes no options"),
+    (lambda: drifts.get("ppo", eps=-0.1), "eps=-0.1"),
+    (lambda: drifts.get("lpo", start="sideways"), "start='sideways'"),
+])
+def test_bad_drift_requests_are_one_line_errors(call, message):
+    with pytest.raises(ConfigError) as err:
+        call()
+    assert message in str(err.value) and "\n" not in str(err.value)

@@ -1,0 +1,106 @@
+"""The trainer: it learns, bootstraps truncation, respects the KL ball, and vmaps exactly."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from discover.training import train_seeds
+from inner_loop import Hyperparams, TrainConfig, drifts, make_train
+from inner_loop.train import Trainer
+from tests.probe_envs import ConstantRewardTimeLimit, ContextualBandit, spec
+
+TINY = TrainConfig(env_id="CartPole-v1", total_timesteps=4 * 16 * 3, num_envs=4, num_steps=16,
+                   update_epochs=2, num_minibatches=2)
+
+
+def test_ppo_learns_the_contextual_bandit_probe():
+    config = TrainConfig(total_timesteps=16 * 8 * 40, num_envs=16, num_steps=8, lr=3e-3,
+                         anneal_lr=False, ent_coef=0.0)
+    trainer = Trainer(config, drifts.get("ppo"), env_spec=spec(ContextualBandit()))
+    metrics = jax.jit(trainer)(jax.random.PRNGKey(0), {})
+    assert float(metrics["curve"][0]) < 0.75  # starts near random (0.5)
+    assert float(metrics["final_return"]) > 0.95
+
+
+def test_truncated_episodes_are_bootstrapped_not_treated_as_deaths():
+    gamma = 0.5  # V = 1 / (1 - gamma) = 2 if truncation bootstraps; 1.25 if it were a death
+    config = TrainConfig(total_timesteps=8 * 8 * 150, num_envs=8, num_steps=8, lr=3e-3, gamma=gamma,
+                         gae_lambda=0.9, anneal_lr=False, vf_clip=0.0)
+    trainer = Trainer(config, drifts.get("ppo"), env_spec=spec(ConstantRewardTimeLimit()))
+    state, _ = jax.jit(trainer.run)(jax.random.PRNGKey(0), {})
+    value = float(trainer.net.critic.apply(state.params["critic"], jnp.ones(1)))
+    assert abs(value - 2.0) < 0.1, value
+
+
+@pytest.mark.parametrize("name", ["ppo", "lpo", "ta_lpo", "dpo", "kl", "zero"])
+def test_every_zoo_drift_trains_with_finite_metrics(name):
+    drift = drifts.get(name)
+    metrics = jax.jit(make_train(TINY, drift))(jax.random.PRNGKey(0), drift.init(jax.random.PRNGKey(1)))
+    assert metrics["curve"].shape == (TINY.num_updates,)
+    for key in ("policy_loss", "value_loss", "entropy", "approx_kl"):
+        assert bool(jnp.all(jnp.isfinite(metrics[key]))), key
+
+
+def test_kl_ball_update_respects_the_ball():
+    config = TINY.replace(neighbourhood="kl_ball", kl_delta=0.005, total_timesteps=4 * 16 * 6)
+    metrics = jax.jit(make_train(config, drifts.get("zero")))(jax.random.PRNGKey(0), {})
+    assert bool(jnp.all(metrics["approx_kl"] <= 0.005 + 1e-6)), metrics["approx_kl"]
+    assert float(metrics["kl_ball_accepted"].mean()) > 0.5
+    assert bool(jnp.all(jnp.where(metrics["kl_ball_accepted"] > 0, metrics["kl_ball_improvement"] > 0, True)))
+
+
+def test_continuous_actions_with_observation_normalisation():
+    config = TrainConfig(env_id="Pendulum-v1", total_timesteps=8 * 32 * 3, num_envs=8, num_steps=32,
+                         update_epochs=2, num_minibatches=4, normalize_obs=True, normalize_reward=True)
+    metrics = jax.jit(make_train(config, drifts.get("ppo")))(jax.random.PRNGKey(0), {})
+    assert bool(jnp.all(jnp.isfinite(metrics["value_loss"])))
+    assert float(metrics["episode_count"].sum()) == 0 or bool(jnp.isfinite(metrics["final_return"]))
+
+
+def _close(a, b):
+    for key in ("curve", "final_return", "policy_loss", "value_loss"):
+        np.testing.assert_allclose(np.asarray(a[key]), np.asarray(b[key]), rtol=2e-4, atol=2e-4, err_msg=key)
+
+
+def test_vmap_over_seeds_and_population_matches_separate_runs():
+    drift = drifts.get("lpo", init_scale=0.5)
+    population = jax.vmap(drift.init)(jax.random.split(jax.random.PRNGKey(7), 2))
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    trainer = make_train(TINY, drift)
+    together = jax.jit(jax.vmap(jax.vmap(trainer, in_axes=(0, None)), in_axes=(None, 0)))(keys, population)
+    single = jax.jit(trainer)
+    for m in range(2):
+        for s in range(2):
+            member = jax.tree.map(lambda x: x[m], population)
+            _close(jax.tree.map(lambda x: x[m, s], together), single(keys[s], member))
+
+
+def test_vmap_over_hyperparameter_variants_matches_separate_configs():
+    lrs = [1e-4, 1e-2]
+    trainer = make_train(TINY, drifts.get("ppo"))
+    base = trainer.default_hparams()
+    variants = jax.tree.map(lambda x: jnp.stack([x, x]), base).replace(lr=jnp.asarray(lrs))
+    together = jax.jit(jax.vmap(trainer, in_axes=(None, None, 0)))(jax.random.PRNGKey(0), {}, variants)
+    for i, lr in enumerate(lrs):
+        alone = jax.jit(make_train(TINY.replace(lr=lr), drifts.get("ppo")))(jax.random.PRNGKey(0), {})
+        _close(jax.tree.map(lambda x: x[i], together), alone)
+
+
+def test_chunked_seed_runs_give_the_numbers_of_one_call():
+    drift = drifts.get("ppo")
+    result = train_seeds(TINY.replace(total_timesteps=4 * 16 * 6), drift, {}, 2, seed=3, target_chunks=3)
+    keys = jax.random.split(jax.random.PRNGKey(3), 2)
+    direct = jax.jit(jax.vmap(make_train(TINY.replace(total_timesteps=4 * 16 * 6), drift), in_axes=(0, None)))(keys, {})
+    np.testing.assert_allclose(result.curve, direct["curve"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(result.final_return, direct["final_return"], rtol=1e-5, atol=1e-5)
+    assert result.env_steps_per_second > 0 and result.compile_seconds > 0
+
+
+def test_final_return_is_the_mean_of_episodes_in_the_last_window():
+    trainer = make_train(TINY.replace(total_timesteps=4 * 16 * 40), drifts.get("ppo"))  # window = 2 updates
+    counts = jnp.where(jnp.arange(40) == 38, 0, 2)  # no episode ends in update 38
+    sums = jnp.where(counts > 0, jnp.arange(40.0) * 10, 0.0)
+    summary = trainer.summarize({"episode_return_sum": sums, "episode_count": counts})
+    assert float(summary["final_return"]) == pytest.approx(390.0 / 2)
+    assert float(summary["curve"][38]) == pytest.approx(370.0 / 2)  # carried forward
