@@ -100,7 +100,8 @@ def cmd_train(args) -> int:
         _check_writable(args.out)
 
     console = Console(stderr=True)
-    drift_params = drift.init(jax.random.PRNGKey(args.seed))
+    drift_key, run_key = jax.random.split(jax.random.PRNGKey(args.seed))
+    drift_params = drift.init(drift_key)
     console.print(f"[bold]{args.drift}[/] on [bold]{config.env_id}[/]: {args.seeds} seeds x "
                   f"{config.env_steps:,} env steps ({config.num_updates} updates of {config.batch_size})")
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -111,7 +112,7 @@ def cmd_train(args) -> int:
         def on_progress(done, total):
             progress.update(task, completed=done, description="training")
 
-        result = train_seeds(config, drift, drift_params, args.seeds, seed=args.seed, on_progress=on_progress)
+        result = train_seeds(config, drift, drift_params, args.seeds, run_key, on_progress=on_progress)
 
     out = Console()
     out.print(curve_table(result.curve, config.batch_size))

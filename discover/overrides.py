@@ -72,7 +72,9 @@ def apply_train_overrides(config: TrainConfig, drift_name: str, pairs: list[str]
                 allowed = ", ".join(f"drift.{k}" for k in drift_types) or "none"
                 raise ConfigError(f"drift {drift_name!r} has no option {option!r}; allowed: {allowed}")
             drift_options[option] = parse_value(key, text, drift_types[option])
-        elif key in config_types and key not in fixed:
+        elif key in fixed:
+            raise ConfigError(f"setting {key!r} is fixed by the command line (--env / --drift) and cannot be set")
+        elif key in config_types:
             changes[key] = parse_value(key, text, config_types[key])
         else:
             allowed = [k for k in config_types if k not in fixed] + ["drift.<option>"]

@@ -43,13 +43,16 @@ def chunk_length(num_updates: int, target_chunks: int = 50) -> int:
     return min(divisors, key=lambda d: (abs(math.log(d / target)), d))
 
 
-def train_seeds(config: TrainConfig, drift: Drift, drift_params: Any, num_seeds: int, *,
-                seed: int = 0, on_progress: Callable[[int, int], None] | None = None,
+def train_seeds(config: TrainConfig, drift: Drift, drift_params: Any, num_seeds: int, key: jax.Array, *,
+                on_progress: Callable[[int, int], None] | None = None,
                 target_chunks: int = 50) -> SeedsResult:
-    """Train `num_seeds` vmapped seeds (keys split from `seed`) of one drift."""
+    """Train `num_seeds` vmapped seeds of one drift; seed i uses `split(key, num_seeds)[i]`.
+
+    `key` must not be one the drift params were drawn from (split a root key first).
+    """
     trainer = make_train(config, drift)
     hparams = trainer.default_hparams()
-    keys = jax.random.split(jax.random.PRNGKey(seed), num_seeds)
+    keys = jax.random.split(key, num_seeds)
     chunk = chunk_length(trainer.num_updates, target_chunks)
 
     start = time.perf_counter()

@@ -70,7 +70,8 @@ class KLDrift(Drift):
     coef: float = 1.0  # C, the weight of the KL penalty
 
     def __call__(self, params, ratio, advantage, progress=0.0):
-        return self.coef * ((ratio - 1.0) - jnp.log(ratio)) * jnp.ones_like(advantage)
+        # max(0, .): in floating point (r-1) - log r can round to -1e-14 near r = 1
+        return self.coef * jnp.maximum((ratio - 1.0) - jnp.log(ratio), 0.0) * jnp.ones_like(advantage)
 
     def _check(self):
         _require_positive(self, "coef")
@@ -198,8 +199,8 @@ class LPODrift(Drift):
         return jnp.concatenate([phi, phi * progress[..., None]], axis=-1)
 
     def __call__(self, params, ratio, advantage, progress=0.0):
-        ratio, advantage = jnp.broadcast_arrays(jnp.asarray(ratio, jnp.float32),
-                                                jnp.asarray(advantage, jnp.float32))
+        dtype = jnp.result_type(ratio, advantage, jnp.float32)
+        ratio, advantage = jnp.broadcast_arrays(jnp.asarray(ratio, dtype), jnp.asarray(advantage, dtype))
         g = self.net.apply(params, self.features(ratio, advantage, progress))
         drift = g * g
         if self.start == "ppo":

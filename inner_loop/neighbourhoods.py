@@ -48,17 +48,20 @@ def kl_ball_step(actor_params, objective: Callable, mean_kl: Callable, *, delta,
         params = flat_params + (0.5 ** k) * full_step
         return params, objective_flat(params), kl_flat(params)
 
-    def not_accepted(carry):
+    def acceptable(obj, kl):
+        return (kl <= delta) & (obj > old_objective)
+
+    def keep_searching(carry):
         k, _, obj, kl = carry
-        ok = (kl <= delta) & (obj > old_objective)
-        return (~ok) & (k < line_search_steps)
+        return ~acceptable(obj, kl) & (k < line_search_steps - 1)
 
     def try_next(carry):
         k = carry[0] + 1
         return (k, *candidate(k))
 
-    k, params, obj, kl = jax.lax.while_loop(not_accepted, try_next, (0, *candidate(0)))
-    accepted = (kl <= delta) & (obj > old_objective) & (k < line_search_steps)
+    # candidates k = 0 .. line_search_steps - 1, stopping at the first acceptable one
+    k, params, obj, kl = jax.lax.while_loop(keep_searching, try_next, (0, *candidate(0)))
+    accepted = acceptable(obj, kl)
     new_flat = jnp.where(accepted, params, flat_params)
     metrics = {
         "kl_ball_accepted": accepted.astype(jnp.float32),

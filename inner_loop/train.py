@@ -57,7 +57,7 @@ class Transition(NamedTuple):
     reward: jax.Array  # (possibly normalised) reward used for learning
     terminated: jax.Array
     done: jax.Array
-    final_obs: jax.Array  # raw observation reached before any auto-reset
+    final_obs: jax.Array  # observation reached before any auto-reset (normalised like obs)
 
 
 class _EnvCarry(NamedTuple):
@@ -210,7 +210,12 @@ class Trainer:
             episode_return = carry.episode_return + reward
             return_sum = carry.return_sum + jnp.sum(jnp.where(done, episode_return, 0.0))
             episode_count = carry.episode_count + jnp.sum(done)
-            obs_stats = carry.obs_stats.update(obs) if cfg.normalize_obs else carry.obs_stats
+            obs_stats = carry.obs_stats
+            if cfg.normalize_obs:
+                obs_stats = obs_stats.update(obs)
+                # normalised as the next step will feed obs to the policy, so that
+                # V(final_obs[t]) == V(obs_in[t+1]) wherever the episode goes on
+                final_obs = obs_stats.normalize(final_obs)
             learn_reward, discounted, return_stats = reward, carry.discounted_return, carry.return_stats
             if cfg.normalize_reward:
                 discounted = discounted * hparams.gamma + reward
@@ -234,8 +239,7 @@ class Trainer:
     def _batch(self, state: RunnerState, traj: Transition, hparams: Hyperparams) -> Batch:
         """Critic values (one batched call) and GAE for a rollout, flattened to a batch."""
         cfg = self.config
-        final_obs = state.obs_stats.normalize(traj.final_obs) if cfg.normalize_obs else traj.final_obs
-        both = jnp.concatenate([traj.obs, final_obs], axis=0)  # (2T, N, obs_dim)
+        both = jnp.concatenate([traj.obs, traj.final_obs], axis=0)  # (2T, N, obs_dim)
         values = self.net.critic.apply(state.params["critic"], both)
         value, next_value = values[: cfg.num_steps], values[cfg.num_steps:]
         advantage, target = compute_gae(traj.reward, value, next_value, traj.terminated, traj.done,
@@ -264,6 +268,8 @@ class Trainer:
     def _policy_terms(self, actor_params, batch: Batch, drift_params, progress, advantage):
         dist = self.net.actor.apply(actor_params, batch.obs)
         log_ratio = networks.log_prob(dist, batch.action, self.spec.discrete) - batch.log_prob
+        # r in [e^-20, e^20]: keeps log r and r*A finite for every drift (never binds in practice)
+        log_ratio = jnp.clip(log_ratio, -20.0, 20.0)
         ratio = jnp.exp(log_ratio)
         drift = self.drift(drift_params, ratio, advantage, progress)
         objective = jnp.mean(ratio * advantage - drift)

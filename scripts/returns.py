@@ -16,9 +16,10 @@ import os
 import sys
 import time
 
+import inner_loop  # noqa: F401  (XLA flag before jax)
+import jax
 import numpy as np
 
-import inner_loop  # noqa: F401  (XLA flag before jax)
 from discover.training import train_seeds
 from inner_loop import drifts, preset
 
@@ -33,6 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", choices=list(RUNS), action="append")
     parser.add_argument("--seeds", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0, help="root PRNG seed")
     parser.add_argument("--out", default="results/returns.json")
     args = parser.parse_args()
 
@@ -42,7 +44,8 @@ def main() -> None:
             config = preset(env_id).replace(**overrides)
             drift = drifts.get("zero" if name == "trpo" else name)
             t0 = time.time()
-            res = train_seeds(config, drift, drift.init(__import__("jax").random.PRNGKey(0)), args.seeds)
+            drift_key, run_key = jax.random.split(jax.random.PRNGKey(args.seed))
+            res = train_seeds(config, drift, drift.init(drift_key), args.seeds, run_key)
             final = res.final_return
             row = {"env": env_id, "algorithm": name, "seeds": args.seeds,
                    "total_timesteps": config.env_steps, "mean": float(np.mean(final)),

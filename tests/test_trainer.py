@@ -33,13 +33,17 @@ def test_truncated_episodes_are_bootstrapped_not_treated_as_deaths():
     assert abs(value - 2.0) < 0.1, value
 
 
-@pytest.mark.parametrize("name", ["ppo", "lpo", "ta_lpo", "dpo", "kl", "zero"])
-def test_every_zoo_drift_trains_with_finite_metrics(name):
-    drift = drifts.get(name)
+@pytest.mark.parametrize("name,options", [
+    ("ppo", {}), ("dpo", {}), ("kl", {}), ("zero", {}),
+    ("lpo", {"init_scale": 0.5}), ("ta_lpo", {"start": "none", "init_scale": 0.5})])
+def test_every_zoo_drift_trains_with_finite_metrics(name, options):
+    drift = drifts.get(name, **options)
     metrics = jax.jit(make_train(TINY, drift))(jax.random.PRNGKey(0), drift.init(jax.random.PRNGKey(1)))
     assert metrics["curve"].shape == (TINY.num_updates,)
-    for key in ("policy_loss", "value_loss", "entropy", "approx_kl"):
+    for key in ("policy_loss", "value_loss", "entropy", "approx_kl", "drift"):
         assert bool(jnp.all(jnp.isfinite(metrics[key]))), key
+    if name in ("lpo", "ta_lpo", "kl", "dpo"):
+        assert float(metrics["drift"].max()) > 0  # the drift really acts on the update
 
 
 def test_kl_ball_update_respects_the_ball():
@@ -47,15 +51,18 @@ def test_kl_ball_update_respects_the_ball():
     metrics = jax.jit(make_train(config, drifts.get("zero")))(jax.random.PRNGKey(0), {})
     assert bool(jnp.all(metrics["approx_kl"] <= 0.005 + 1e-6)), metrics["approx_kl"]
     assert float(metrics["kl_ball_accepted"].mean()) > 0.5
-    assert bool(jnp.all(jnp.where(metrics["kl_ball_accepted"] > 0, metrics["kl_ball_improvement"] > 0, True)))
+    assert float(metrics["approx_kl"].max()) > 0.0005  # the policy really moves (within the ball)
 
 
 def test_continuous_actions_with_observation_normalisation():
-    config = TrainConfig(env_id="Pendulum-v1", total_timesteps=8 * 32 * 3, num_envs=8, num_steps=32,
+    # Pendulum episodes are 200 steps (all truncated): 256 steps per update finish one per env
+    config = TrainConfig(env_id="Pendulum-v1", total_timesteps=4 * 256 * 2, num_envs=4, num_steps=256,
                          update_epochs=2, num_minibatches=4, normalize_obs=True, normalize_reward=True)
     metrics = jax.jit(make_train(config, drifts.get("ppo")))(jax.random.PRNGKey(0), {})
-    assert bool(jnp.all(jnp.isfinite(metrics["value_loss"])))
-    assert float(metrics["episode_count"].sum()) == 0 or bool(jnp.isfinite(metrics["final_return"]))
+    for key in ("policy_loss", "value_loss", "entropy", "approx_kl"):
+        assert bool(jnp.all(jnp.isfinite(metrics[key]))), key
+    assert int(metrics["episode_count"].sum()) >= 4
+    assert -2000 < float(metrics["final_return"]) < 0  # Pendulum returns are negative
 
 
 def _close(a, b):
@@ -89,7 +96,8 @@ def test_vmap_over_hyperparameter_variants_matches_separate_configs():
 
 def test_chunked_seed_runs_give_the_numbers_of_one_call():
     drift = drifts.get("ppo")
-    result = train_seeds(TINY.replace(total_timesteps=4 * 16 * 6), drift, {}, 2, seed=3, target_chunks=3)
+    result = train_seeds(TINY.replace(total_timesteps=4 * 16 * 6), drift, {}, 2, jax.random.PRNGKey(3),
+                         target_chunks=3)
     keys = jax.random.split(jax.random.PRNGKey(3), 2)
     direct = jax.jit(jax.vmap(make_train(TINY.replace(total_timesteps=4 * 16 * 6), drift), in_axes=(0, None)))(keys, {})
     np.testing.assert_allclose(result.curve, direct["curve"], rtol=1e-5, atol=1e-5)

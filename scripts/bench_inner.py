@@ -1,0 +1,138 @@
+"""Inner-loop speed: env steps per second, compile time, memory vs. run length.
+
+    python scripts/bench_inner.py [--quick] [--out results/bench_inner.json]
+
+Rows:
+  * the peer reference configs measured on this 2-core CPU with other JAX PPO code:
+    Breakout-MinAtar 64 envs x 128 steps, 4 epochs, 8 minibatches, 64x64 MLP, one seed
+    (~79,000 steps/s); CartPole-v1 8 envs x 128 steps, 4 seeds (~146,000-172,000);
+    8 hyperparameter variants x 4 seeds (~236,000). Target: 1.2x those;
+  * PPO and `lpo` on CartPole-v1 and Breakout-MinAtar for 1, 8 and 32 vmapped members
+    (`lpo`: a population of drift params; PPO: learning-rate variants), one seed each;
+    target: `lpo` within 15% of PPO;
+  * memory: XLA's buffer sizes of the compiled trainer for 10x more updates (flat = same).
+Env steps are counted over all vmapped runs; timings exclude compilation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import inner_loop  # noqa: F401  (XLA flag before jax)
+import jax
+import jax.numpy as jnp
+from rich.console import Console
+from rich.table import Table
+
+from inner_loop import drifts, make_train, preset
+
+REFERENCE = {"breakout_1seed": 79_000, "cartpole_4seeds": 172_000, "cartpole_8x4": 236_000}
+
+
+def config_for(env_id: str, updates: int):
+    cfg = preset(env_id)
+    if env_id == "CartPole-v1":
+        cfg = cfg.replace(num_envs=8)  # the reference: 8 envs x 128 steps
+    return cfg.replace(total_timesteps=cfg.batch_size * updates)
+
+
+def measure(env_id: str, drift_name: str, members: int, seeds: int, updates: int) -> dict:
+    """Steps/s of `members` x `seeds` vmapped runs (members: lpo params or PPO lr variants)."""
+    config = config_for(env_id, updates)
+    if drift_name == "lpo":
+        drift = drifts.get("lpo", init_scale=0.1)
+        params = jax.vmap(drift.init)(jax.random.split(jax.random.PRNGKey(0), members))
+        train = make_train(config, drift)
+        hparams = jax.tree.map(lambda x: jnp.broadcast_to(x, (members,)), train.default_hparams())
+    else:
+        drift = drifts.get("ppo")
+        train = make_train(config, drift)
+        params = {}
+        base = train.default_hparams()
+        hparams = jax.tree.map(lambda x: jnp.broadcast_to(x, (members,)), base).replace(
+            lr=base.lr * jnp.logspace(-0.5, 0.5, members) if members > 1 else base.lr[None])
+    keys = jax.random.split(jax.random.PRNGKey(1), seeds)
+    over_seeds = jax.vmap(train, in_axes=(0, None, None))
+    over_members = jax.vmap(over_seeds, in_axes=(None, 0 if drift_name == "lpo" else None, 0))
+    fn = jax.jit(over_members)
+    t0 = time.perf_counter()
+    compiled = fn.lower(keys, params, hparams).compile()
+    compile_seconds = time.perf_counter() - t0
+    jax.block_until_ready(compiled(keys, params, hparams))  # warm-up (allocations)
+    t0 = time.perf_counter()
+    out = jax.block_until_ready(compiled(keys, params, hparams))
+    seconds = time.perf_counter() - t0
+    steps = members * seeds * config.env_steps
+    return {"env": env_id, "drift": drift_name, "members": members, "seeds": seeds,
+            "num_envs": config.num_envs, "num_steps": config.num_steps, "updates": config.num_updates,
+            "env_steps": steps, "seconds": seconds, "env_steps_per_second": steps / seconds,
+            "compile_seconds": compile_seconds,
+            "finite": bool(jnp.all(jnp.isfinite(out["value_loss"])))}
+
+
+def memory_by_run_length(env_id: str, updates: list[int]) -> list[dict]:
+    rows = []
+    for n in updates:
+        train = make_train(config_for(env_id, n), drifts.get("ppo"))
+        analysis = jax.jit(train).lower(jax.random.PRNGKey(0), {}).compile().memory_analysis()
+        rows.append({"env": env_id, "updates": n, "temp_bytes": int(analysis.temp_size_in_bytes),
+                     "output_bytes": int(analysis.output_size_in_bytes)})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer updates (a smoke run, noisy numbers)")
+    parser.add_argument("--out", default="results/bench_inner.json")
+    args = parser.parse_args()
+    cart_updates, breakout_updates = (4, 2) if args.quick else (40, 6)
+    console = Console()
+
+    plan = [("reference: Breakout 1 seed", "Breakout-MinAtar", "ppo", 1, 1, breakout_updates, "breakout_1seed"),
+            ("reference: CartPole 4 seeds", "CartPole-v1", "ppo", 1, 4, cart_updates, "cartpole_4seeds"),
+            ("reference: CartPole 8 variants x 4 seeds", "CartPole-v1", "ppo", 8, 4, cart_updates, "cartpole_8x4")]
+    for env_id, updates in (("CartPole-v1", cart_updates), ("Breakout-MinAtar", breakout_updates)):
+        for members in (1, 8, 32):
+            for name in ("ppo", "lpo"):
+                plan.append((f"{name} x {members}", env_id, name, members, 1, updates, None))
+
+    rows = []
+    for label, env_id, name, members, seeds, updates, ref in plan:
+        row = measure(env_id, name, members, seeds, updates)
+        row["label"] = label
+        if ref:
+            row["reference_steps_per_second"] = REFERENCE[ref]
+            row["vs_reference"] = row["env_steps_per_second"] / REFERENCE[ref]
+        rows.append(row)
+        console.print(f"{label:42s} {env_id:17s} {row['env_steps_per_second']:>10,.0f} steps/s  "
+                      f"compile {row['compile_seconds']:.1f}s" + (f"  {row['vs_reference']:.2f}x ref" if ref else ""))
+
+    table = Table(title="inner loop: env steps per second (excl. compile)")
+    for col in ("run", "env", "members x seeds", "steps/s", "compile s", "vs reference", "lpo / ppo"):
+        table.add_column(col, justify="right")
+    by = {(r["env"], r["drift"], r["members"], r["seeds"]): r for r in rows}
+    for r in rows:
+        ratio = ""
+        if r["drift"] == "lpo" and (r["env"], "ppo", r["members"], r["seeds"]) in by:
+            r["lpo_over_ppo"] = r["env_steps_per_second"] / by[r["env"], "ppo", r["members"], r["seeds"]]["env_steps_per_second"]
+            ratio = f"{r['lpo_over_ppo']:.2f}"
+        table.add_row(r["label"], r["env"], f"{r['members']} x {r['seeds']}", f"{r['env_steps_per_second']:,.0f}",
+                      f"{r['compile_seconds']:.1f}", f"{r['vs_reference']:.2f}x" if "vs_reference" in r else "", ratio)
+    console.print(table)
+
+    memory = memory_by_run_length("Breakout-MinAtar", [10, 100]) + memory_by_run_length("CartPole-v1", [10, 1000])
+    for m in memory:
+        console.print(f"memory {m['env']:17s} {m['updates']:5d} updates: temp {m['temp_bytes'] / 2**20:8.2f} MiB, "
+                      f"output {m['output_bytes'] / 2**10:8.1f} KiB")
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out + ".tmp", "w") as f:
+        json.dump({"device": str(jax.devices()[0]), "cpu_count": os.cpu_count(), "runs": rows, "memory": memory}, f, indent=2)
+    os.replace(args.out + ".tmp", args.out)
+    console.print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
