@@ -19,6 +19,26 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 
+def conjugate_gradient(matvec: Callable, b: jax.Array, iters: int) -> jax.Array:
+    """Solve `A x = b` (A symmetric positive definite) with exactly `iters` CG iterations.
+
+    A fixed trip count (as in TRPO) rather than `jax.scipy.sparse.linalg.cg`'s tolerance
+    test: that data-dependent loop, batched over 8 vmapped seeds, returned a zero step here
+    (XLA CPU, jax 0.10), so a vmapped population never moved its policy.
+    """
+    def iteration(_, carry):
+        x, r, p, rr = carry
+        ap = matvec(p)
+        alpha = rr / jnp.maximum(jnp.vdot(p, ap), 1e-30)
+        x = x + alpha * p
+        r = r - alpha * ap
+        rr_next = jnp.vdot(r, r)
+        p = r + (rr_next / jnp.maximum(rr, 1e-30)) * p
+        return x, r, p, rr_next
+
+    return jax.lax.fori_loop(0, iters, iteration, (jnp.zeros_like(b), b, b, jnp.vdot(b, b)))[0]
+
+
 def kl_ball_step(actor_params, objective: Callable, mean_kl: Callable, *, delta, cg_iters: int,
                  cg_damping, line_search_steps: int):
     """One KL-ball policy step. `objective(p)` and `mean_kl(p)` are functions of actor params.
@@ -39,33 +59,29 @@ def kl_ball_step(actor_params, objective: Callable, mean_kl: Callable, *, delta,
     def fisher_vector_product(v):
         return jax.jvp(kl_grad, (flat_params,), (v,))[1] + cg_damping * v
 
-    direction, _ = jax.scipy.sparse.linalg.cg(fisher_vector_product, grad, maxiter=cg_iters)
+    direction = conjugate_gradient(fisher_vector_product, grad, cg_iters)
     curvature = jnp.vdot(direction, fisher_vector_product(direction))
     full_step = jnp.sqrt(2.0 * delta / jnp.maximum(curvature, 1e-12)) * direction
     full_step = jnp.where(jnp.all(jnp.isfinite(full_step)), full_step, 0.0)
 
-    def candidate(k):
-        params = flat_params + (0.5 ** k) * full_step
-        return params, objective_flat(params), kl_flat(params)
+    # Backtracking line search over the halvings 1, 1/2, ...: all are evaluated and the
+    # first acceptable one taken. Under vmap a while_loop would run to the slowest member
+    # anyway, and a fixed trip count keeps the batched program simple (see the CG note).
+    fractions = 0.5 ** jnp.arange(line_search_steps, dtype=flat_params.dtype)
 
-    def acceptable(obj, kl):
-        return (kl <= delta) & (obj > old_objective)
+    def evaluate(fraction):
+        params = flat_params + fraction * full_step
+        return objective_flat(params), kl_flat(params)
 
-    def keep_searching(carry):
-        k, _, obj, kl = carry
-        return ~acceptable(obj, kl) & (k < line_search_steps - 1)
-
-    def try_next(carry):
-        k = carry[0] + 1
-        return (k, *candidate(k))
-
-    # candidates k = 0 .. line_search_steps - 1, stopping at the first acceptable one
-    k, params, obj, kl = jax.lax.while_loop(keep_searching, try_next, (0, *candidate(0)))
-    accepted = acceptable(obj, kl)
-    new_flat = jnp.where(accepted, params, flat_params)
+    objectives, kls = jax.lax.map(evaluate, fractions)
+    acceptable = (kls <= delta) & (objectives > old_objective)
+    first = jnp.argmax(acceptable)  # the largest acceptable step
+    accepted = acceptable[first]
+    new_flat = jnp.where(accepted, flat_params + fractions[first] * full_step, flat_params)
+    obj = objectives[first]
     metrics = {
         "kl_ball_accepted": accepted.astype(jnp.float32),
-        "kl_ball_step_fraction": jnp.where(accepted, 0.5 ** k, 0.0),
+        "kl_ball_step_fraction": jnp.where(accepted, fractions[first], 0.0),
         "kl_ball_improvement": jnp.where(accepted, obj - old_objective, 0.0),
     }
     return unravel(new_flat), metrics

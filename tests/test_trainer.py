@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from discover.training import train_seeds
-from inner_loop import Hyperparams, TrainConfig, drifts, make_train
+from inner_loop import TrainConfig, drifts, make_train, preset
 from inner_loop.train import Trainer
 from tests.probe_envs import ConstantRewardTimeLimit, ContextualBandit, spec
 
@@ -81,6 +81,20 @@ def test_vmap_over_seeds_and_population_matches_separate_runs():
         for s in range(2):
             member = jax.tree.map(lambda x: x[m], population)
             _close(jax.tree.map(lambda x: x[m, s], together), single(keys[s], member))
+
+
+def test_kl_ball_vmapped_over_8_seeds_matches_separate_runs():
+    """Regression: jax.scipy's tolerance-based CG, batched over 8 members, gave zero steps."""
+    config = preset("CartPole-v1").replace(neighbourhood="kl_ball", total_timesteps=512 * 3)
+    trainer = make_train(config, drifts.get("zero"))
+    keys = jax.random.split(jax.random.PRNGKey(0), 8)
+    together = jax.jit(jax.vmap(trainer, in_axes=(0, None)))(keys, {})
+    single = jax.jit(trainer)
+    for s in (0, 7):
+        alone = single(keys[s], {})
+        assert float(alone["approx_kl"].min()) > 0
+        np.testing.assert_allclose(together["approx_kl"][s], alone["approx_kl"], rtol=1e-3, atol=1e-6)
+        _close(jax.tree.map(lambda x: x[s], together), alone)
 
 
 def test_vmap_over_hyperparameter_variants_matches_separate_configs():
