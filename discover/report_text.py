@@ -28,7 +28,7 @@ def curve_table(curve: np.ndarray, steps_per_update: int, rows: int = 10) -> Tab
 
 
 def summary_table(final_return: np.ndarray, compile_seconds: float, steps_per_second: float) -> Table:
-    table = Table(title="final return (episodes finished in the last 5% of training)")
+    table = Table(title="final return (last 5% of training)", min_width=56)
     table.add_column("seed", justify="right")
     table.add_column("final return", justify="right")
     for i, value in enumerate(final_return):
