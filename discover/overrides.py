@@ -6,11 +6,10 @@ ConfigError naming the key or value and what is allowed.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from inner_loop import drifts
-from inner_loop.config import TrainConfig
+from inner_loop.config import TrainConfig, field_types
 from inner_loop.errors import ConfigError
 
 _TRUE = {"true", "1", "yes", "on"}
@@ -47,12 +46,6 @@ def split_pairs(pairs: list[str]) -> list[tuple[str, str]]:
             raise ConfigError(f"--set {pair!r} is not of the form key=value")
         out.append((key.strip(), value.strip()))
     return out
-
-
-def field_types(cls) -> dict[str, type]:
-    names = {"int": int, "float": float, "bool": bool, "str": str}
-    return {f.name: names.get(f.type, f.type) if isinstance(f.type, str) else f.type
-            for f in dataclasses.fields(cls)}
 
 
 def apply_train_overrides(config: TrainConfig, drift_name: str, pairs: list[str],

@@ -163,5 +163,9 @@ def preset(env_id: str) -> TrainConfig:
     return PRESETS.get(env_id, TrainConfig(env_id=env_id))
 
 
-def config_field_names() -> list[str]:
-    return [f.name for f in fields(TrainConfig)]
+def field_types(cls) -> dict[str, type]:
+    """A dataclass's field names and types (resolving the string annotations of
+    `from __future__ import annotations` for the simple types options use)."""
+    simple = {"int": int, "float": float, "bool": bool, "str": str}
+    return {f.name: simple.get(f.type, f.type) if isinstance(f.type, str) else f.type
+            for f in fields(cls)}

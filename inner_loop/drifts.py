@@ -24,6 +24,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from inner_loop.config import field_types
 from inner_loop.errors import ConfigError
 
 
@@ -241,16 +242,13 @@ def names() -> list[str]:
 
 def option_types(name: str) -> dict[str, type]:
     """The options drift `name` takes, with their types."""
-    cls = _lookup(name)
-    hints = {f.name: f.type for f in dataclasses.fields(cls)}
-    return {k: {"int": int, "float": float, "str": str, "bool": bool}.get(v, v) if isinstance(v, str) else v
-            for k, v in hints.items()}
+    return field_types(_lookup(name))
 
 
 def get(name: str, **options) -> Drift:
     """The zoo drift `name` with `options`; ConfigError names bad names and options."""
     cls = _lookup(name)
-    allowed = [f.name for f in dataclasses.fields(cls)]
+    allowed = list(field_types(cls))
     for key in options:
         if key not in allowed:
             takes = f"allowed: {', '.join(allowed)}" if allowed else "it takes no options"
