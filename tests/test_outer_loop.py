@@ -1,0 +1,77 @@
+"""The outer-loop core: fitness normalisation, NaN handling, strategies, one generation."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from inner_loop import TrainConfig, drifts
+from inner_loop.errors import ConfigError
+from outer_loop import (EvolutionState, evolve, make_generation, make_population_fitness, make_strategy,
+                        normalized_fitness, worst_if_not_finite)
+
+
+def test_fitness_is_mean_over_envs_of_seed_mean_over_reference():
+    returns = jnp.asarray([[[100.0, 300.0], [10.0, 30.0]],     # member 0: 200/400, 20/10
+                           [[400.0, 400.0], [5.0, 5.0]]])     # member 1: 400/400, 5/10
+    np.testing.assert_allclose(normalized_fitness(returns, jnp.asarray([400.0, 10.0])), [1.25, 0.75])
+
+
+def test_non_finite_returns_make_the_worst_member():
+    fitness = worst_if_not_finite(jnp.asarray([0.5, jnp.nan, 2.0, jnp.inf, -jnp.inf]))
+    assert bool(jnp.all(jnp.isfinite(fitness)))
+    assert float(fitness[1]) < 0.5 and float(fitness[3]) < 0.5 and float(fitness[4]) < 0.5
+    assert bool(jnp.all(jnp.isfinite(worst_if_not_finite(jnp.asarray([jnp.nan, jnp.nan])))))
+
+
+def test_antithetic_pairs_are_i_and_i_plus_half():
+    solution = {"w": jnp.zeros(3)}
+    strategy, params = make_strategy("Open_ES", 6, solution, std=0.1)
+    state = strategy.init(jax.random.PRNGKey(0), solution, params)
+    population, _ = strategy.ask(jax.random.PRNGKey(1), state, params)
+    np.testing.assert_allclose(population["w"][:3], -population["w"][3:], rtol=1e-6)
+    assert float(jnp.abs(population["w"]).max()) < 1.0  # std 0.1, not evosax's default 1.0
+
+
+@pytest.mark.parametrize("call,fragment", [
+    (lambda: make_strategy("NoSuchES", 8, {"w": jnp.zeros(2)}), "unknown strategy 'NoSuchES'; allowed:"),
+    (lambda: make_strategy("Open_ES", 7, {"w": jnp.zeros(2)}), "population_size=7 is not allowed for Open_ES"),
+    (lambda: make_strategy("SNES", 1, {"w": jnp.zeros(2)}), "population_size=1 is not allowed"),
+])
+def test_bad_strategy_requests_are_one_line_errors(call, fragment):
+    with pytest.raises(ConfigError) as err:
+        call()
+    assert fragment in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["Open_ES", "SNES", "Sep_CMA_ES"])
+def test_generations_on_a_tiny_config_run_jitted_and_move_the_mean(name):
+    config = TrainConfig(env_id="CartPole-v1", total_timesteps=4 * 16 * 2, num_envs=4, num_steps=16,
+                         update_epochs=1, num_minibatches=2)
+    drift = drifts.get("lpo", hidden_size=4)
+    solution = drift.init(jax.random.PRNGKey(0))
+    strategy, params = make_strategy(name, 4, solution, std=0.05)
+    fitness_fn = make_population_fitness([config], drift, [20.0], seeds_per_member=2)
+    generation = make_generation(strategy, params, fitness_fn)
+    state = EvolutionState(strategy.init(jax.random.PRNGKey(1), solution, params), jax.random.PRNGKey(2))
+    new_state, metrics = jax.jit(evolve, static_argnums=(0, 2))(generation, state, 2)
+    assert metrics["fitness"].shape == (2, 4)
+    assert bool(jnp.all(jnp.isfinite(metrics["fitness"])))
+    moved = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()),
+                         strategy.get_mean(new_state.es_state), strategy.get_mean(state.es_state))
+    assert max(jax.tree.leaves(moved)) > 0
+
+
+def test_every_member_sees_the_same_seeds():
+    """Common random numbers: identical members get identical returns, seed for seed."""
+    config = TrainConfig(env_id="CartPole-v1", total_timesteps=4 * 16, num_envs=4, num_steps=16,
+                         update_epochs=1, num_minibatches=1)
+    drift = drifts.get("lpo", hidden_size=4, init_scale=0.1)
+    fitness_fn = make_population_fitness([config], drift, [1.0], seeds_per_member=2)
+    params = drift.init(jax.random.PRNGKey(0))
+    identical = jax.tree.map(lambda x: jnp.stack([x, x, x]), params)
+    _, returns = jax.jit(fitness_fn)(jax.random.PRNGKey(0), identical)
+    assert returns.shape == (3, 1, 2)
+    np.testing.assert_allclose(returns[0], returns[1])
+    np.testing.assert_allclose(returns[0], returns[2])
+    assert float(returns[0, 0, 0]) != float(returns[0, 0, 1])  # but different seeds differ
