@@ -9,7 +9,6 @@ status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -90,6 +89,7 @@ def cmd_train(args) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    from discover.outputs import write_json_atomic
     from discover.report_text import curve_table, summary_table
     from discover.training import train_seeds
 
@@ -162,15 +162,6 @@ def _check_writable(path: str) -> None:
         raise ConfigError(f"output folder {folder!r} is not writable")
     if os.path.isdir(path):
         raise ConfigError(f"output path {path!r} is a folder; give a file name")
-
-
-def write_json_atomic(path: str, payload: dict) -> None:
-    """Write JSON so that a reader never sees a half-written file."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(payload, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ Env steps are counted over all vmapped runs; timings exclude compilation.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 
@@ -27,6 +26,7 @@ import jax.numpy as jnp
 from rich.console import Console
 from rich.table import Table
 
+from discover.outputs import write_json_atomic
 from inner_loop import drifts, make_train, preset
 
 REFERENCE = {"breakout_1seed": 79_000, "cartpole_4seeds": 172_000, "cartpole_8x4": 236_000}
@@ -128,9 +128,8 @@ def main() -> None:
         console.print(f"memory {m['env']:17s} {m['updates']:5d} updates: temp {m['temp_bytes'] / 2**20:8.2f} MiB, "
                       f"output {m['output_bytes'] / 2**10:8.1f} KiB")
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out + ".tmp", "w") as f:
-        json.dump({"device": str(jax.devices()[0]), "cpu_count": os.cpu_count(), "runs": rows, "memory": memory}, f, indent=2)
-    os.replace(args.out + ".tmp", args.out)
+    write_json_atomic(args.out, {"device": str(jax.devices()[0]), "cpu_count": os.cpu_count(), "runs": rows,
+                                 "memory": memory})
     console.print(f"wrote {args.out}")
 
 

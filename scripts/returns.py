@@ -11,7 +11,6 @@ standard error. Prints a table and writes JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -20,6 +19,7 @@ import inner_loop  # noqa: F401  (XLA flag before jax)
 import jax
 import numpy as np
 
+from discover.outputs import write_json_atomic
 from discover.training import train_seeds
 from inner_loop import drifts, preset
 
@@ -60,9 +60,7 @@ def main() -> None:
     for text, ok in checks:
         print(f"{'PASS' if ok else 'FAIL'}  {text}")
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out + ".tmp", "w") as f:
-        json.dump({"runs": rows, "checks": [{"check": t, "pass": ok} for t, ok in checks]}, f, indent=2)
-    os.replace(args.out + ".tmp", args.out)
+    write_json_atomic(args.out, {"runs": rows, "checks": [{"check": t, "pass": ok} for t, ok in checks]})
     sys.exit(0 if all(ok for _, ok in checks) else 1)
 
 
