@@ -19,14 +19,13 @@ import inner_loop  # noqa: F401  (XLA flag before jax)
 import jax
 import numpy as np
 
+from discover.cli import resolve_train
 from discover.outputs import write_json_atomic
 from discover.training import train_seeds
-from inner_loop import drifts, preset
 
 RUNS = {
-    "cartpole": [("CartPole-v1", "ppo", {}), ("CartPole-v1", "dpo", {}),
-                 ("CartPole-v1", "trpo", {"neighbourhood": "kl_ball"})],
-    "breakout": [("Breakout-MinAtar", "ppo", {}), ("Breakout-MinAtar", "dpo", {})],
+    "cartpole": [("CartPole-v1", "ppo"), ("CartPole-v1", "dpo"), ("CartPole-v1", "trpo")],
+    "breakout": [("Breakout-MinAtar", "ppo"), ("Breakout-MinAtar", "dpo")],
 }
 
 
@@ -40,9 +39,8 @@ def main() -> None:
 
     rows = []
     for group in args.only or list(RUNS):
-        for env_id, name, overrides in RUNS[group]:
-            config = preset(env_id).replace(**overrides)
-            drift = drifts.get("zero" if name == "trpo" else name)
+        for env_id, name in RUNS[group]:
+            config, drift = resolve_train(env_id, name, [])  # the preset; trpo = zero drift in a KL ball
             t0 = time.time()
             drift_key, run_key = jax.random.split(jax.random.PRNGKey(args.seed))
             res = train_seeds(config, drift, drift.init(drift_key), args.seeds, run_key)
