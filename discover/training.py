@@ -60,7 +60,9 @@ def train_seeds(config: TrainConfig, drift: Drift, drift_params: Any, num_seeds:
     run_chunk_fn = jax.jit(jax.vmap(lambda s: trainer.run_updates(s, drift_params, hparams, chunk)))
     state_shape = jax.eval_shape(jax.vmap(trainer.init, in_axes=(0, None)), keys, hparams)
     run_chunk = run_chunk_fn.lower(state_shape).compile()
-    summarize = jax.jit(jax.vmap(trainer.summarize))
+    whole_run = jax.vmap(lambda s: trainer.run_updates(s, drift_params, hparams, trainer.num_updates))
+    per_update_shape = jax.eval_shape(whole_run, state_shape)[1]  # traced only, never run
+    summarize = jax.jit(jax.vmap(trainer.summarize)).lower(per_update_shape).compile()
     compile_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
