@@ -47,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
                             "or a drift option (drift.eps=0.1); repeatable")
     train.add_argument("--out", help="write the results as JSON to this file")
     train.set_defaults(handler=cmd_train)
+
+    from discover.sweep_cli import add_sweep_command
+    from discover.verify import add_verify_command
+
+    add_sweep_command(sub)
+    add_verify_command(sub)
     return parser
 
 
@@ -89,7 +95,7 @@ def cmd_train(args) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from discover.outputs import write_json_atomic
+    from discover.outputs import package_versions, write_json_atomic
     from discover.report_text import curve_table, summary_table
     from discover.training import train_seeds
 
@@ -126,7 +132,7 @@ def cmd_train(args) -> int:
             "env_steps_per_update": config.batch_size, "env_steps": config.env_steps,
             "compile_seconds": result.compile_seconds, "run_seconds": result.run_seconds,
             "env_steps_per_second": result.env_steps_per_second,
-            "versions": _versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "versions": package_versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         write_json_atomic(args.out, payload)
         out.print(f"wrote {args.out}")
@@ -138,18 +144,6 @@ def cmd_train(args) -> int:
 def _num(x) -> float | None:
     x = float(x)
     return x if x == x and abs(x) != float("inf") else None  # JSON has no NaN
-
-
-def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for pkg in ("jax", "flax", "optax", "evosax", "gymnax", "wandb"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = None
-    return out
 
 
 def _check_writable(path: str) -> None:

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 from inner_loop import TrainConfig, make_train
 from inner_loop.drifts import Drift
 from outer_loop.fitness import normalized_fitness
+from outer_loop.sharding import shard_members
 
 
 class EvolutionState(NamedTuple):
@@ -23,18 +24,33 @@ class EvolutionState(NamedTuple):
 
 
 def make_population_fitness(configs: Sequence[TrainConfig], drift: Drift, reference_returns: Sequence[float],
-                            seeds_per_member: int) -> Callable:
-    """`population_fitness(key, population) -> (fitness (members,), final returns (members, envs, seeds))`."""
+                            seeds_per_member: int, mesh: Any = None) -> Callable:
+    """`population_fitness(key, population) -> (fitness (members,), final returns (members, envs, seeds))`.
+
+    With `mesh` (a one-axis `jax.sharding.Mesh`, see `outer_loop.sharding`) the members are
+    split over its devices with `shard_map`; each device trains its own members, and only
+    the final returns are gathered. The numbers do not change.
+    """
     trainers = [make_train(config, drift) for config in configs]
     references = jnp.asarray(reference_returns, jnp.float32)
 
+    def member_returns(population, seed_keys):
+        """(members, envs, seeds) final returns; seed_keys (members, envs, seeds, 2)."""
+        def one_member(params, keys):
+            return jnp.stack([jax.vmap(lambda k: trainer(k, params)["final_return"])(env_keys)
+                              for trainer, env_keys in zip(trainers, keys)])
+        return jax.vmap(one_member)(population, seed_keys)
+
+    if mesh is not None:
+        member_returns = shard_members(member_returns, mesh)
+
     def population_fitness(key, population):
+        num_members = jax.tree.leaves(population)[0].shape[0]
         seed_keys = jax.random.split(key, (len(trainers), seeds_per_member))
-        returns = []
-        for trainer, keys in zip(trainers, seed_keys):
-            over_seeds = jax.vmap(lambda p, k: trainer(k, p)["final_return"], in_axes=(None, 0))
-            returns.append(jax.vmap(over_seeds, in_axes=(0, None))(population, keys))  # (members, seeds)
-        final_returns = jnp.stack(returns, axis=1)  # (members, envs, seeds)
+        # Common random numbers: every member gets the same keys. Each member holds its
+        # own copy, so under shard_map nothing is replicated and no collective is needed.
+        seed_keys = jnp.broadcast_to(seed_keys, (num_members,) + seed_keys.shape)
+        final_returns = member_returns(population, seed_keys)
         return normalized_fitness(final_returns, references), final_returns
 
     return population_fitness
@@ -48,9 +64,11 @@ def make_generation(strategy, es_params, population_fitness: Callable) -> Callab
         population, es_state = strategy.ask(ask_key, state.es_state, es_params)
         fitness, final_returns = population_fitness(eval_key, population)
         es_state, _ = strategy.tell(tell_key, population, -fitness, es_state, es_params)
+        best = jnp.argmax(fitness)
         metrics = {"fitness_mean": fitness.mean(), "fitness_max": fitness.max(), "fitness_min": fitness.min(),
                    "fitness_std": fitness.std(), "fitness": fitness,
-                   "nonfinite_returns": jnp.sum(~jnp.isfinite(final_returns))}
+                   "nonfinite_returns": jnp.sum(~jnp.isfinite(final_returns)),
+                   "best_member": jax.tree.map(lambda x: x[best], population)}
         return EvolutionState(es_state, key), metrics
 
     return generation

@@ -1,0 +1,74 @@
+"""Sweep checkpoints: the full ES state, PRNG key, generation and best-so-far, bit for bit.
+
+A checkpoint is an `.npz` of the leaves of one pytree plus a JSON header; it is restored
+into a template pytree of the same structure (built from the same config), which checks
+that every leaf's shape and dtype match. Files are written atomically, so a crash or
+`kill -9` leaves either the previous checkpoint or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import zipfile
+from typing import Any
+
+import jax
+import numpy as np
+
+from discover.outputs import write_bytes_atomic
+from inner_loop.errors import ConfigError
+
+FORMAT_VERSION = 1
+_NAME = re.compile(r"^gen_(\d{6})\.npz$")
+
+
+def checkpoint_path(folder: str, generation: int) -> str:
+    return os.path.join(folder, f"gen_{generation:06d}.npz")
+
+
+def save_checkpoint(folder: str, generation: int, tree: Any, header: dict | None = None) -> str:
+    """Write `tree` (any pytree of arrays) as the checkpoint of `generation`."""
+    os.makedirs(folder, exist_ok=True)
+    leaves = [np.asarray(x) for x in jax.tree.leaves(jax.device_get(tree))]
+    meta = {"format_version": FORMAT_VERSION, "generation": generation, "num_leaves": len(leaves),
+            **(header or {})}
+    buffer = io.BytesIO()
+    np.savez(buffer, __header__=np.asarray(json.dumps(meta)),
+             **{f"leaf_{i:05d}": leaf for i, leaf in enumerate(leaves)})
+    path = checkpoint_path(folder, generation)
+    write_bytes_atomic(path, buffer.getvalue())
+    return path
+
+
+def latest_checkpoint(folder: str) -> str | None:
+    """The checkpoint with the highest generation in `folder`, or None."""
+    if not os.path.isdir(folder):
+        return None
+    found = sorted((int(m.group(1)), name) for name in os.listdir(folder) if (m := _NAME.match(name)))
+    return os.path.join(folder, found[-1][1]) if found else None
+
+
+def load_checkpoint(path: str, template: Any) -> tuple[Any, dict]:
+    """(tree shaped like `template`, header). ConfigError if it does not fit."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            header = json.loads(str(archive["__header__"]))
+            leaves = [archive[f"leaf_{i:05d}"] for i in range(header["num_leaves"])]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as err:
+        raise ConfigError(f"checkpoint {path!r} is corrupt ({type(err).__name__})") from None
+    if header.get("format_version", 0) > FORMAT_VERSION:
+        raise ConfigError(f"checkpoint {path!r} has format version {header['format_version']}, "
+                          f"newer than this discover reads ({FORMAT_VERSION})")
+    expected, treedef = jax.tree.flatten(template)
+    if len(leaves) != len(expected):
+        raise ConfigError(f"checkpoint {path!r} does not match this sweep's config "
+                          f"({len(leaves)} arrays, expected {len(expected)})")
+    for i, (got, want) in enumerate(zip(leaves, expected)):
+        want = np.asarray(want)
+        if got.shape != want.shape or got.dtype != want.dtype:
+            raise ConfigError(f"checkpoint {path!r} does not match this sweep's config (array {i}: "
+                              f"{got.dtype}{list(got.shape)}, expected {want.dtype}{list(want.shape)})")
+    return jax.tree.unflatten(treedef, [jax.numpy.asarray(x) for x in leaves]), header

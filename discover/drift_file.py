@@ -1,0 +1,207 @@
+"""The drift file: one self-describing, versioned file per drift, and loading it back.
+
+A drift file is a NumPy `.npz` archive (a zip of plain arrays; read with
+`allow_pickle=False`, so loading never runs code) holding
+
+  * `__metadata__`: a JSON string -- format name and version, the parameterisation (`lpo`,
+    `ta_lpo` or a zoo drift) with its options, the architecture and input features, the
+    shape of every parameter array, provenance (sweep config, generation, fitness,
+    training envs, package versions) and the axiom check made when it was written;
+  * one array per drift parameter, named by its path in the params pytree
+    (`params/Dense_0/kernel`).
+
+`load_drift(path)` checks the format version, the parameterisation, every array's shape
+and the mirror-learning axioms (DESIGN.md section 1) before returning a pure-JAX callable
+`drift(ratio, advantage, progress=0.0)`. Every problem is one `ConfigError` line naming
+the file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from discover.outputs import package_versions, write_bytes_atomic
+from inner_loop import drifts
+from inner_loop.errors import ConfigError
+
+FORMAT_NAME = "mirror-learning-drift"
+FORMAT_VERSION = 1
+METADATA_KEY = "__metadata__"
+
+FEATURE_NAMES = {
+    "lpo": ["r-1", "(r-1)^2", "log r", "(log r)^2", "A(r-1)", "A(r-1)^2", "A log r", "A (log r)^2"],
+}
+FEATURE_NAMES["ta_lpo"] = FEATURE_NAMES["lpo"] + [f"p*{f}" for f in FEATURE_NAMES["lpo"]]
+
+
+@dataclass(frozen=True)
+class LoadedDrift:
+    """A drift with its parameters bound: `drift(ratio, advantage, progress=0.0)`.
+
+    Pure JAX: use it under `jit`, `grad` and `vmap` like any jnp function.
+    """
+
+    drift: drifts.Drift
+    params: Any
+    metadata: dict
+
+    def __call__(self, ratio, advantage, progress=0.0):
+        return self.drift(self.params, ratio, advantage, progress)
+
+    @property
+    def name(self) -> str:
+        return self.drift.name
+
+
+def flatten_params(params: Any) -> dict[str, np.ndarray]:
+    """`{"params/Dense_0/kernel": array, ...}` for a nested-dict params pytree."""
+    flat = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        name = "/".join(str(getattr(p, "key", getattr(p, "idx", p))) for p in path)
+        flat[name] = np.asarray(leaf)
+    return flat
+
+
+def unflatten_like(template: Any, flat: dict[str, np.ndarray]) -> Any:
+    names = list(flatten_params(template))
+    treedef = jax.tree_util.tree_structure(template)
+    return jax.tree_util.tree_unflatten(treedef, [jnp.asarray(flat[n]) for n in names])
+
+
+def describe_architecture(drift: drifts.Drift) -> dict:
+    if drift.name in FEATURE_NAMES:
+        return {"kind": "d = [PPO drift if start == 'ppo'] + g(phi)^2, g a bias-free tanh MLP",
+                "hidden_size": drift.hidden_size, "num_layers": drift.num_layers,
+                "start": drift.start, "eps": drift.eps}
+    return {"kind": f"closed-form zoo drift {drift.name!r}"}
+
+
+def save_drift(path: str, drift: drifts.Drift, params: Any, provenance: dict | None = None,
+               axiom_check: dict | None = None) -> dict:
+    """Write `drift` with `params` to `path` atomically; returns the metadata written.
+
+    The axioms are checked now (unless `axiom_check` is given) and the result recorded.
+    """
+    flat = flatten_params(params)
+    if axiom_check is None:
+        axiom_check = check_axioms_on_grid(LoadedDrift(drift, params, {}))
+    metadata = {
+        "format": FORMAT_NAME, "format_version": FORMAT_VERSION,
+        "parameterisation": drift.name, "options": drift.options(),
+        "architecture": describe_architecture(drift), "features": FEATURE_NAMES.get(drift.name, ["r", "A"]),
+        "param_shapes": {k: list(v.shape) for k, v in flat.items()},
+        "provenance": {"versions": package_versions(), **(provenance or {})},
+        "axiom_check": axiom_check,
+    }
+    buffer = io.BytesIO()
+    np.savez(buffer, **{METADATA_KEY: np.asarray(json.dumps(metadata))}, **flat)
+    write_bytes_atomic(path, buffer.getvalue())
+    return metadata
+
+
+def read_metadata(path: str) -> dict:
+    """The metadata of a drift file, checked for format and version."""
+    return _open(path)[0]
+
+
+def load_drift(path: str, check_axioms: bool = True) -> LoadedDrift:
+    """The drift stored in `path`, checked; ConfigError (one line, naming the file) if not usable."""
+    metadata, arrays = _open(path)
+    name = metadata.get("parameterisation")
+    if name not in drifts.names():
+        raise ConfigError(f"drift file {path!r}: unknown parameterisation {name!r}; "
+                          f"this version reads {', '.join(drifts.names())}")
+    try:
+        drift = drifts.get(name, **metadata.get("options", {}))
+    except ConfigError as err:
+        raise ConfigError(f"drift file {path!r}: {err}") from None
+    template = flatten_params(drift.init(jax.random.PRNGKey(0)))
+    if set(arrays) != set(template):
+        missing, extra = sorted(set(template) - set(arrays)), sorted(set(arrays) - set(template))
+        raise ConfigError(f"drift file {path!r}: parameter arrays do not match a {name} drift with these "
+                          f"options (missing {missing or 'none'}, unexpected {extra or 'none'})")
+    for key, expected in template.items():
+        got = arrays[key]
+        if got.shape != expected.shape:
+            raise ConfigError(f"drift file {path!r}: array {key!r} has shape {list(got.shape)}, "
+                              f"expected {list(expected.shape)}")
+        if not np.issubdtype(got.dtype, np.floating) or not np.all(np.isfinite(got)):
+            raise ConfigError(f"drift file {path!r}: array {key!r} is not finite floating point")
+    loaded = LoadedDrift(drift, unflatten_like(drift.init(jax.random.PRNGKey(0)), arrays), metadata)
+    if check_axioms:
+        report = check_axioms_on_grid(loaded)
+        if not report["passed"]:
+            raise ConfigError(f"drift file {path!r} violates the mirror-learning axioms: {report['problem']}")
+    return loaded
+
+
+def _open(path: str) -> tuple[dict, dict[str, np.ndarray]]:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise ConfigError(f"drift file {path!r} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"drift file {path!r} is a folder, not a drift file") from None
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+            arrays = {k: archive[k] for k in archive.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as err:
+        raise ConfigError(f"drift file {path!r} is corrupt or not a drift file ({type(err).__name__})") from None
+    if METADATA_KEY not in arrays:
+        raise ConfigError(f"drift file {path!r} has no metadata; it is not a drift file")
+    try:
+        metadata = json.loads(str(arrays.pop(METADATA_KEY)))
+    except json.JSONDecodeError:
+        raise ConfigError(f"drift file {path!r} has corrupt metadata") from None
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT_NAME:
+        raise ConfigError(f"drift file {path!r} is not a {FORMAT_NAME} file")
+    version = metadata.get("format_version")
+    if not isinstance(version, int) or version < 1:
+        raise ConfigError(f"drift file {path!r} has an invalid format_version {version!r}")
+    if version > FORMAT_VERSION:
+        raise ConfigError(f"drift file {path!r} has format version {version}, newer than this discover reads "
+                          f"(up to {FORMAT_VERSION}); upgrade drift-discovery")
+    return metadata, arrays
+
+
+def check_axioms_on_grid(drift_fn, tol: float = 1e-6) -> dict:
+    """The three axioms on a grid of ratios 1e-6..1e6, advantages +-1e4 and progress 0..1.
+
+    Returns {"passed", "problem" (None or one line), "worst_negative", "worst_at_identity",
+    "worst_slope_at_identity"}. The full check (random points, float64 two-sided slopes,
+    exact MDPs) is `discover verify`.
+    """
+    ratios = jnp.concatenate([jnp.logspace(-6, 6, 241), 1.0 + jnp.linspace(-0.5, 0.5, 101)])
+    advantages = jnp.concatenate([-jnp.logspace(-3, 4, 29), jnp.zeros(1), jnp.logspace(-3, 4, 29)])
+    progress = jnp.linspace(0.0, 1.0, 5)
+    r, a, p = jnp.meshgrid(ratios, advantages, progress, indexing="ij")
+    values = jax.jit(lambda r, a, p: drift_fn(r, a, p))(r, a, p)
+    slope_fn = jax.vmap(jax.vmap(jax.grad(lambda r, a, p: drift_fn(r, a, p)), (None, 0, None)), (None, None, 0))
+    at_one = jax.jit(lambda a, p: drift_fn(jnp.ones_like(a), a, p))(*jnp.meshgrid(advantages, progress))
+    slopes = jax.jit(slope_fn)(jnp.float32(1.0), advantages, progress)
+    report = {"passed": True, "problem": None,
+              "worst_negative": float(jnp.min(jnp.where(jnp.isfinite(values), values, 0.0))),
+              "worst_at_identity": float(jnp.max(jnp.abs(at_one))),
+              "worst_slope_at_identity": float(jnp.max(jnp.abs(slopes)))}
+    if not bool(jnp.all(jnp.isfinite(values))):
+        i = np.unravel_index(int(jnp.argmax(~jnp.isfinite(values))), values.shape)
+        report["problem"] = f"not finite at r={float(r[i]):.3g}, A={float(a[i]):.3g}, progress={float(p[i]):.3g}"
+    elif report["worst_negative"] < -tol:
+        i = np.unravel_index(int(jnp.argmin(values)), values.shape)
+        report["problem"] = (f"negative: d(r={float(r[i]):.3g}, A={float(a[i]):.3g}, progress={float(p[i]):.3g})"
+                             f" = {float(values[i]):.3g} < 0")
+    elif not report["worst_at_identity"] <= tol:
+        report["problem"] = f"not zero at r=1: |d(1, A)| up to {report['worst_at_identity']:.3g}"
+    elif not report["worst_slope_at_identity"] <= tol:
+        report["problem"] = f"slope at r=1 not zero: |dd/dr(1, A)| up to {report['worst_slope_at_identity']:.3g}"
+    report["passed"] = report["problem"] is None
+    return report

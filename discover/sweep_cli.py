@@ -1,0 +1,131 @@
+"""`discover sweep`: command-line front end of `discover.sweep` (progress bar, Ctrl-C, errors).
+
+    discover sweep [--preset NAME] [--config FILE] [--set key=value ...] [--name NAME]
+                   [--runs-dir DIR] [--wandb online|offline|disabled] [--resume RUN_DIR]
+                   [--distributed]
+
+Ctrl-C once: the current generation finishes, a checkpoint is written, exit status 130;
+`--resume` continues from it. Ctrl-C twice: stop at once (the last finished generation is
+still checkpointed).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from inner_loop.errors import ConfigError
+
+EXIT_INTERRUPTED = 130
+
+
+def add_sweep_command(sub) -> None:
+    from discover.sweep import WANDB_MODES
+    from discover.sweep_config import preset_names
+
+    sweep = sub.add_parser(
+        "sweep", help="evolve a drift with an evosax strategy (a discovery sweep)",
+        description="Evolve a neural drift with evolution strategies; writes a resumable run folder.")
+    sweep.add_argument("--preset", help=f"start from a preset: {', '.join(preset_names())} (default quick)")
+    sweep.add_argument("--config", help="a TOML config file (may name a preset); --set overrides it")
+    sweep.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a setting: generations=, population_size=, seeds_per_member=, "
+                            "checkpoint_every=, envs=A,B, strategy=, strategy.std=, drift.hidden_size=, "
+                            "or an inner-loop field (total_timesteps=, lr=, ...); repeatable")
+    sweep.add_argument("--name", help="run name (default: <preset>-<date>-<time>)")
+    sweep.add_argument("--runs-dir", default="runs", help="folder of run folders (default runs/)")
+    sweep.add_argument("--wandb", default="offline", choices=None,
+                       help=f"wandb mode: {', '.join(WANDB_MODES)} (default offline)")
+    sweep.add_argument("--resume", metavar="RUN_DIR", help="continue the sweep in this run folder")
+    sweep.add_argument("--distributed", action="store_true",
+                       help="call jax.distributed.initialize() first (multi-host; see README)")
+    sweep.set_defaults(handler=cmd_sweep)
+
+
+def resolve_sweep(args):
+    """(config, run_dir, name, resume) from the command line; ConfigError on bad input."""
+    from discover.overrides import split_pairs
+    from discover.sweep import WANDB_MODES, new_run_dir, read_run, resume_config
+    from discover.sweep_config import apply_sweep_overrides, get_preset, load_config_file
+
+    if args.wandb not in WANDB_MODES:
+        raise ConfigError(f"--wandb {args.wandb!r} is not allowed; choose one of {', '.join(WANDB_MODES)}")
+    if args.resume:
+        if args.preset or args.config or args.name:
+            raise ConfigError("--resume continues a run with its saved config; it cannot be combined with "
+                              "--preset, --config or --name (use --set generations=N to extend it)")
+        run_dir = args.resume.rstrip("/")
+        saved = read_run(run_dir)
+        config = resume_config(saved, split_pairs(args.settings))
+        _check_writable_run(run_dir)
+        return config, run_dir, saved["name"], True
+    base = get_preset(args.preset or "quick")
+    config = load_config_file(args.config, base) if args.config else base
+    config = apply_sweep_overrides(config, args.settings).validate()
+    name = args.name or f"{args.preset or 'quick'}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if not name or os.sep in name or name in (".", ".."):
+        raise ConfigError(f"--name {name!r} is not allowed; use a plain folder name")
+    return config, new_run_dir(args.runs_dir, name), name, False
+
+
+def _check_writable_run(run_dir: str) -> None:
+    if not os.access(run_dir, os.W_OK):
+        raise ConfigError(f"run folder {run_dir!r} is not writable")
+
+
+def cmd_sweep(args) -> int:
+    if args.distributed:
+        import jax
+
+        jax.distributed.initialize()  # coordinator, process count and id from the environment
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from discover.sweep import run_sweep
+
+    config, run_dir, name, resume = resolve_sweep(args)
+    console = Console(stderr=True)
+    console.print(f"sweep [bold]{name}[/] -> {run_dir}: {config.strategy.name}, population "
+                  f"{config.population_size} x {config.seeds_per_member} seeds x {', '.join(config.envs)}, "
+                  f"{config.generations} generations, drift {config.drift}, wandb {args.wandb}")
+
+    stop = {"requested": False}
+
+    def on_sigint(signum, frame):
+        if stop["requested"]:
+            raise KeyboardInterrupt
+        stop["requested"] = True
+        console.print("[yellow]Ctrl-C: finishing this generation, then saving a checkpoint "
+                      "(Ctrl-C again to stop now)[/]")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("gens  best {task.fields[best]}  mean {task.fields[mean]}"),
+                        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console)
+    task = progress.add_task("compiling", total=config.generations, best="-", mean="-")
+
+    def on_start(done, total):
+        progress.update(task, completed=done, total=total)
+
+    def on_generation(row):
+        progress.update(task, completed=row["generation"], description="generation",
+                        best=f"{row['best_fitness_so_far']:.3f}", mean=f"{row['fitness_mean']:.3f}")
+
+    try:
+        with progress:
+            outcome = run_sweep(config, run_dir, name=name, resume=resume, wandb_mode=args.wandb,
+                                on_start=on_start, on_generation=on_generation,
+                                stop_requested=lambda: stop["requested"], log=console.print)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if outcome.interrupted:
+        console.print(f"stopped after generation {outcome.generation}; continue with "
+                      f"[bold]discover sweep --resume {run_dir}[/]")
+        return EXIT_INTERRUPTED
+    last = outcome.last_metrics or {}
+    console.print(f"done: {outcome.generation} generations; last mean fitness {last.get('fitness_mean', float('nan')):.3f}, "
+                  f"mean drift fitness {last.get('mean_drift_fitness', float('nan')):.3f}; run folder {run_dir}")
+    if args.wandb == "offline":
+        console.print(f"upload the wandb run later with: wandb sync {os.path.join(run_dir, 'wandb')}/offline-run-*")
+    return 0

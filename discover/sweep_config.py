@@ -1,0 +1,237 @@
+"""Configuration of a discovery sweep: presets, a TOML config file, `--set` overrides.
+
+A sweep evolves the parameters of a neural drift (`lpo` or `ta_lpo`) with an evosax
+strategy; each member is scored by inner mirror-learning runs on the training envs
+(DESIGN.md section 2). The resolved config is saved with the run, so a run folder says
+exactly what produced it.
+
+Config file (TOML), every key optional:
+
+    preset = "quick"              # start from a preset, then apply the keys below
+    envs = ["CartPole-v1"]
+    generations = 40
+    population_size = 16
+    [strategy]                    # name, std, lr, antithetic
+    name = "Open_ES"
+    [drift]                       # name and the drift's options
+    name = "lpo"
+    hidden_size = 16
+    [inner]                       # inner-loop TrainConfig fields, for every training env
+    total_timesteps = 65536
+
+On the command line the same keys are `--set generations=40`, `--set strategy.std=0.05`,
+`--set drift.hidden_size=16`, `--set total_timesteps=65536` (or `inner.total_timesteps`),
+`--set envs=CartPole-v1,Acrobot-v1`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+from discover.overrides import parse_value, split_pairs
+from inner_loop import drifts
+from inner_loop.config import TrainConfig, field_types, preset
+from inner_loop.errors import ConfigError
+
+NEURAL_DRIFTS = ("lpo", "ta_lpo")
+
+
+@dataclass(frozen=True)
+class StrategyConfig:
+    """The evosax strategy and the options we set on it (LPO's published defaults)."""
+
+    name: str = "Open_ES"  # any distribution-based evosax strategy
+    std: float = 0.05  # search std of the perturbations (0.03-0.1 in the LPO work)
+    lr: float = 0.01  # Adam learning rate of the search mean (strategies with an optimiser)
+    antithetic: bool = True  # mirrored pairs i and i + N/2 (strategies that support it)
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """Everything that determines a sweep's numbers (the run name and folder do not)."""
+
+    envs: tuple[str, ...] = ("CartPole-v1",)  # training envs; fitness averages over them
+    generations: int = 40  # total generations (raise it on --resume to go on)
+    population_size: int = 16  # drift candidates per generation
+    seeds_per_member: int = 2  # inner runs per member per env (common to all members)
+    checkpoint_every: int = 5  # generations between checkpoints (and drift files, heat maps)
+    generations_per_call: int = 1  # generations per compiled call (lax.scan); 1 = finest progress
+    mean_drift_seeds: int = 8  # seeds per env to score the search mean at checkpoints
+    seed: int = 0  # root PRNG seed of the sweep
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    drift: str = "lpo"  # the neural drift evolved: lpo or ta_lpo
+    drift_options: dict = field(default_factory=dict)  # options of that drift (hidden_size, start, ...)
+    inner: dict = field(default_factory=dict)  # TrainConfig overrides applied to every env's preset
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["envs"] = list(self.envs)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SweepConfig":
+        data = dict(data)
+        strategy = StrategyConfig(**data.pop("strategy", {}))
+        return cls(strategy=strategy, envs=tuple(data.pop("envs", cls.envs)), **data)
+
+    def train_configs(self) -> list[TrainConfig]:
+        """The inner-loop config of each training env: its preset plus `inner`."""
+        return [preset(env).replace(env_id=env, **self.inner).validate() for env in self.envs]
+
+    def make_drift(self) -> drifts.Drift:
+        return drifts.get(self.drift, **self.drift_options)
+
+    def validate(self) -> "SweepConfig":
+        from inner_loop.envs import make_env
+        from outer_loop.strategy import strategy_names
+
+        for name in ("generations", "population_size", "seeds_per_member", "checkpoint_every",
+                     "generations_per_call", "mean_drift_seeds"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name}={value!r} is not allowed; it must be a positive integer")
+        if not self.envs:
+            raise ConfigError("envs is empty; name at least one gymnax env id")
+        for env in self.envs:
+            make_env(env)
+        if self.drift not in NEURAL_DRIFTS:
+            raise ConfigError(f"drift={self.drift!r} cannot be evolved; allowed: {', '.join(NEURAL_DRIFTS)}")
+        self.make_drift()
+        if self.strategy.name not in strategy_names():
+            raise ConfigError(f"unknown strategy {self.strategy.name!r}; allowed: {', '.join(strategy_names())}")
+        if not self.strategy.std > 0 or not self.strategy.lr > 0:
+            raise ConfigError(f"strategy.std={self.strategy.std!r} and strategy.lr={self.strategy.lr!r} "
+                              "must both be > 0")
+        self.train_configs()
+        return self
+
+
+# Presets -----------------------------------------------------------------------------
+# quick: the README's main job. CartPole-v1 with a short budget, where PPO is not yet at
+# the 500 ceiling, so a better drift shows as higher fitness; small population and net so
+# a 2-core CPU finishes in well under 15 minutes.
+# minatar: the published LPO set-up (Lu et al. 2022): the four MinAtar games at 1e7 steps,
+# population 64, antithetic Open_ES, std 0.03 (a GPU job).
+PRESETS: dict[str, SweepConfig] = {
+    "quick": SweepConfig(
+        envs=("CartPole-v1",), generations=40, population_size=16, seeds_per_member=2,
+        checkpoint_every=5, mean_drift_seeds=8,
+        strategy=StrategyConfig(name="Open_ES", std=0.05, lr=0.02),
+        drift="lpo", drift_options={"hidden_size": 16, "start": "ppo"},
+        inner={"total_timesteps": 65_536},
+    ),
+    "minatar": SweepConfig(
+        envs=("Asterix-MinAtar", "Breakout-MinAtar", "Freeway-MinAtar", "SpaceInvaders-MinAtar"),
+        generations=256, population_size=64, seeds_per_member=4, checkpoint_every=8,
+        mean_drift_seeds=8,
+        strategy=StrategyConfig(name="Open_ES", std=0.03, lr=0.01),
+        drift="lpo", drift_options={"hidden_size": 128, "start": "ppo"},
+    ),
+}
+
+
+def preset_names() -> list[str]:
+    return list(PRESETS)
+
+
+def get_preset(name: str) -> SweepConfig:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; allowed: {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def load_config_file(path: str, base: SweepConfig | None = None) -> SweepConfig:
+    """A SweepConfig from a TOML file (on top of its `preset` key, or `base`)."""
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path!r} does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"config file {path!r} is not valid TOML: {err}") from None
+    if "preset" in data:
+        base = get_preset(str(data.pop("preset")))
+    config = base or SweepConfig()
+    pairs: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        if isinstance(value, dict) and key in ("strategy", "drift", "inner"):
+            pairs += [(f"{key}.{k}", v) for k, v in value.items()]
+        else:
+            pairs.append((key, value))
+    try:
+        return apply_sweep_settings(config, pairs)
+    except ConfigError as err:
+        raise ConfigError(f"config file {path!r}: {err}") from None
+
+
+def apply_sweep_overrides(config: SweepConfig, settings: list[str]) -> SweepConfig:
+    """Apply `--set key=value` strings."""
+    return apply_sweep_settings(config, split_pairs(settings))
+
+
+def settable_keys(config: SweepConfig) -> list[str]:
+    top = [f.name for f in dataclasses.fields(SweepConfig) if f.name not in ("drift_options", "inner")]
+    strategy = [f"strategy.{f.name}" for f in dataclasses.fields(StrategyConfig) if f.name != "name"]
+    drift = [f"drift.{k}" for k in drifts.option_types(config.drift)]
+    return top + strategy + drift + ["<inner-loop field> (e.g. total_timesteps, lr, num_envs)"]
+
+
+def apply_sweep_settings(config: SweepConfig, pairs: list[tuple[str, Any]]) -> SweepConfig:
+    """Apply (key, value) pairs; values are strings (from --set) or typed (from TOML)."""
+    top_types = field_types(SweepConfig)
+    strategy_types = field_types(StrategyConfig)
+    inner_types = field_types(TrainConfig)
+    # The drift name first: its options depend on it.
+    pairs = sorted(pairs, key=lambda kv: kv[0] not in ("drift", "drift.name"))
+    for key, value in pairs:
+        if key in ("drift", "drift.name"):
+            name = str(value)
+            if name not in NEURAL_DRIFTS:
+                raise ConfigError(f"drift={name!r} cannot be evolved; allowed: {', '.join(NEURAL_DRIFTS)}")
+            keep = {k: v for k, v in config.drift_options.items() if k in drifts.option_types(name)}
+            config = dataclasses.replace(config, drift=name, drift_options=keep)
+        elif key in ("strategy", "strategy.name"):
+            config = dataclasses.replace(config, strategy=dataclasses.replace(config.strategy, name=str(value)))
+        elif key.startswith("strategy."):
+            option = key[len("strategy."):]
+            if option not in strategy_types:
+                allowed = ", ".join(f"strategy.{k}" for k in strategy_types)
+                raise ConfigError(f"unknown setting {key!r}; allowed: {allowed}")
+            config = dataclasses.replace(config, strategy=dataclasses.replace(
+                config.strategy, **{option: _typed(key, value, strategy_types[option])}))
+        elif key.startswith("drift."):
+            option = key[len("drift."):]
+            types = drifts.option_types(config.drift)
+            if option not in types:
+                raise ConfigError(f"drift {config.drift!r} has no option {option!r}; "
+                                  f"allowed: {', '.join('drift.' + k for k in types)}")
+            config = dataclasses.replace(config, drift_options={**config.drift_options,
+                                                                option: _typed(key, value, types[option])})
+        elif key == "envs":
+            envs = value if isinstance(value, (list, tuple)) else [e for e in str(value).split(",")]
+            config = dataclasses.replace(config, envs=tuple(str(e).strip() for e in envs if str(e).strip()))
+        elif key in top_types and key not in ("drift_options", "inner", "strategy"):
+            config = dataclasses.replace(config, **{key: _typed(key, value, top_types[key])})
+        elif key.removeprefix("inner.") in inner_types and key.removeprefix("inner.") != "env_id":
+            name = key.removeprefix("inner.")
+            config = dataclasses.replace(config, inner={**config.inner,
+                                                        name: _typed(key, value, inner_types[name])})
+        else:
+            raise ConfigError(f"unknown setting {key!r}; allowed: {', '.join(settable_keys(config))}")
+    return config
+
+
+def _typed(key: str, value: Any, kind: type) -> Any:
+    """A TOML value checked against `kind`, or a --set string parsed as `kind`."""
+    if isinstance(value, str) and kind is not str:
+        return parse_value(key, value, kind)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"{key}={value!r} is not a valid {kind.__name__}")
+    return value

@@ -1,0 +1,45 @@
+"""Splitting the population over devices (and hosts) with `jax.sharding` and `shard_map`.
+
+Members are independent inner runs, so the whole scale-out is: a one-axis mesh of every
+device (every host's devices after `jax.distributed.initialize()`), the members axis split
+over it with `shard_map`, each device training its members with no communication, and the
+final returns gathered for `tell`. Every input of the mapped function carries the members
+axis (the common seed keys are broadcast to it): were any input replicated, reverse-mode
+AD inside the trainer would insert an all-reduce for it (`psum_invariant`) in every
+gradient step.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, PartitionSpec
+
+from inner_loop.errors import ConfigError
+
+MEMBERS_AXIS = "members"
+
+
+def member_mesh(population_size: int, devices=None) -> Mesh | None:
+    """A one-axis mesh over `devices` (default: all of them) for the members axis.
+
+    None on a single device (nothing to split). The population must divide evenly.
+    """
+    devices = list(jax.devices() if devices is None else devices)
+    if len(devices) == 1:
+        return None
+    if population_size % len(devices):
+        raise ConfigError(f"population_size={population_size} does not split over {len(devices)} devices; "
+                          f"use a multiple of {len(devices)}")
+    return Mesh(np.asarray(devices), (MEMBERS_AXIS,))
+
+
+def shard_members(fn: Callable, mesh: Mesh) -> Callable:
+    """`fn(*args)` with axis 0 of every argument and output split over `mesh`."""
+    spec = PartitionSpec(MEMBERS_AXIS)
+    # check_vma=False: every input is split over the mesh, so no value is replicated and
+    # no collective is needed; the check would otherwise ask each scan carry of the
+    # trainer (initialised from constants) to be cast to "varying" by hand.
+    return jax.shard_map(fn, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
