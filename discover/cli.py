@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Train one drift on one gymnax env over N vmapped seeds.")
     train.add_argument("--env", default="CartPole-v1", help="gymnax env id (default CartPole-v1)")
     train.add_argument("--drift", default="ppo",
-                       help=f"zoo drift: {', '.join(drifts.names())}; or trpo (zero drift in a KL ball)")
+                       help=f"zoo drift: {', '.join(drifts.names())}; trpo (zero drift in a KL ball); "
+                            "or a drift file (.drift.npz)")
     train.add_argument("--seeds", type=int, default=4, help="number of vmapped seeds (default 4)")
     train.add_argument("--seed", type=int, default=0, help="base PRNG seed (default 0)")
     train.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
@@ -101,13 +102,24 @@ def cmd_train(args) -> int:
 
     if args.seeds < 1:
         raise ConfigError(f"--seeds {args.seeds} is not allowed; it must be a positive integer")
-    config, drift = resolve_train(args.env, args.drift, args.settings)
+    drift_params = None
+    if os.path.isfile(args.drift) or args.drift.endswith(".npz"):
+        from discover.drift_file import load_drift
+
+        loaded = load_drift(args.drift)  # a drift file: its drift and stored params
+        if any(s.startswith("drift.") for s in args.settings):
+            raise ConfigError(f"--set drift.<option> cannot change the drift stored in {args.drift!r}")
+        config, _ = resolve_train(args.env, loaded.name, args.settings)
+        drift, drift_params = loaded.drift, loaded.params
+    else:
+        config, drift = resolve_train(args.env, args.drift, args.settings)
     if args.out:
         _check_writable(args.out)
 
     console = Console(stderr=True)
     drift_key, run_key = jax.random.split(jax.random.PRNGKey(args.seed))
-    drift_params = drift.init(drift_key)
+    if drift_params is None:
+        drift_params = drift.init(drift_key)
     console.print(f"[bold]{args.drift}[/] on [bold]{config.env_id}[/]: {args.seeds} seeds x "
                   f"{config.env_steps:,} env steps ({config.num_updates} updates of {config.batch_size})")
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

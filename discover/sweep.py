@@ -214,8 +214,6 @@ def run_sweep(config: SweepConfig, run_dir: str, *, name: str, resume: bool = Fa
                  "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": package_versions()}
         if writer:
             write_json_atomic(references_path, {"references": references})
-    if writer:
-        write_json_atomic(os.path.join(run_dir, "config.json"), {**saved, "sweep": config.to_dict()})
 
     machinery = build_machinery(config, [r["ppo_reference_return"] for r in references])
     template = {"evolution": machinery.initial_state,
@@ -227,8 +225,12 @@ def run_sweep(config: SweepConfig, run_dir: str, *, name: str, resume: bool = Fa
     if last is not None:
         state, header = load_checkpoint(last, template)
         generation = header["generation"]
+        if generation > config.generations:
+            raise ConfigError(f"generations={config.generations} is less than the {generation} generations "
+                              f"{run_dir!r} has done; set generations >= {generation}")
         log(f"resuming {run_dir} from generation {generation}")
     if writer:
+        write_json_atomic(os.path.join(run_dir, "config.json"), {**saved, "sweep": config.to_dict()})
         history = truncate_metrics(metrics_path, generation)
 
     wandb_run = _start_wandb(wandb_mode, run_dir, name, run_id, config, resume) if writer else None

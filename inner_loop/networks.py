@@ -1,6 +1,8 @@
 """Actor-critic networks and the action distributions they parameterise.
 
-Separate actor and critic MLPs (as in purejaxrl), orthogonal initialisation. The actor
+Separate actor and critic MLPs (as in purejaxrl), orthogonal initialisation (our own
+initialiser, see `orthogonal`: the same numbers as flax's, without the deadlock its batched
+QR causes on multi-core CPUs). The actor
 outputs categorical logits (discrete actions) or a Gaussian mean with a state-independent
 log standard deviation (continuous actions). The parameters are `{"actor": ..., "critic":
 ...}` so the KL-ball update can step the actor alone.
@@ -14,6 +16,39 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+@jax.custom_batching.custom_vmap
+def _qr_one_matrix(a):
+    q, r = jnp.linalg.qr(a)
+    return q, r
+
+
+@_qr_one_matrix.def_vmap
+def _qr_one_matrix_at_a_time(axis_size, in_batched, a):
+    # Why: jaxlib's CPU LAPACK splits a *batched* QR into chunks on XLA's intra-op thread
+    # pool and blocks a pool thread until they finish. When two programs do that at once
+    # (several CPU devices, or XLA's concurrency-optimised scheduler running the actor's and
+    # critic's inits together) every pool thread waits and nothing runs the chunks: a
+    # deadlock at 0% CPU (found with gdb: all pool threads in ParallelBatchMap). One matrix
+    # at a time (lax.map) runs each QR inline on its own thread.
+    if not in_batched[0]:
+        return _qr_one_matrix(a), (False, False)
+    return jax.lax.map(_qr_one_matrix, a), (True, True)
+
+
+def orthogonal(scale: float = 1.0):
+    """Orthogonal kernel initialiser for 2-D Dense kernels (Saxe et al. 2014), numerically
+    equal to `flax.linen.initializers.orthogonal(scale)`, but safe under vmap on CPU."""
+
+    def init(key, shape, dtype=jnp.float32):
+        rows, cols = shape
+        tall = (cols, rows) if rows < cols else (rows, cols)
+        q, r = _qr_one_matrix(jax.random.normal(key, tall, dtype))
+        q = q * jnp.sign(jnp.diag(r))[None, :]  # a unique Q (Haar-distributed)
+        return scale * (q.T if rows < cols else q)
+
+    return init
+
 
 _ACTIVATIONS: dict[str, Callable] = {"tanh": nn.tanh, "relu": nn.relu, "gelu": nn.gelu, "silu": nn.silu}
 
@@ -32,10 +67,10 @@ class MLP(nn.Module):
         act = _ACTIVATIONS[self.activation]
         x = x.astype(jnp.float32)
         for _ in range(self.num_layers):
-            x = nn.Dense(self.hidden_size, kernel_init=nn.initializers.orthogonal(np.sqrt(2)),
+            x = nn.Dense(self.hidden_size, kernel_init=orthogonal(np.sqrt(2)),
                          bias_init=nn.initializers.zeros)(x)
             x = act(x)
-        return nn.Dense(self.out_dim, kernel_init=nn.initializers.orthogonal(self.head_scale),
+        return nn.Dense(self.out_dim, kernel_init=orthogonal(self.head_scale),
                         bias_init=nn.initializers.zeros)(x)
 
 

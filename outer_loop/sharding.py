@@ -15,7 +15,7 @@ from typing import Callable
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, PartitionSpec
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from inner_loop.errors import ConfigError
 
@@ -37,9 +37,17 @@ def member_mesh(population_size: int, devices=None) -> Mesh | None:
 
 
 def shard_members(fn: Callable, mesh: Mesh) -> Callable:
-    """`fn(*args)` with axis 0 of every argument and output split over `mesh`."""
+    """`fn(*args)` with axis 0 of every argument split over `mesh`; outputs gathered."""
     spec = PartitionSpec(MEMBERS_AXIS)
+    replicated = NamedSharding(mesh, PartitionSpec())
     # check_vma=False: every input is split over the mesh, so no value is replicated and
     # no collective is needed; the check would otherwise ask each scan carry of the
     # trainer (initialised from constants) to be cast to "varying" by hand.
-    return jax.shard_map(fn, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
+    sharded = jax.shard_map(fn, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
+
+    def gathered(*args):
+        # Gather the (small) outputs to every device, so what follows (fitness shaping, the
+        # ES update) runs unpartitioned, with the same reduction order as on one device.
+        return jax.lax.with_sharding_constraint(sharded(*args), replicated)
+
+    return gathered

@@ -1,0 +1,51 @@
+"""Measure the PPO reference return of every training env of sweep presets, and store them.
+
+The sweep's fitness divides a member's final return by PPO's on the same inner-loop config
+(DESIGN.md section 3). This script trains PPO over many vmapped seeds for each training env
+of the named presets and writes the results into `discover/data/ppo_references.json`
+(replacing an entry with the same config), so sweeps look them up instead of re-measuring.
+
+    python scripts/ppo_references.py --presets quick --seeds 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import inner_loop  # noqa: F401  (XLA flag before jax)
+import jax
+
+from discover.outputs import write_json_atomic
+from discover.references import FORMAT_VERSION, measure_reference
+from discover.sweep_config import get_preset
+
+DATA = os.path.join(os.path.dirname(__file__), "..", "discover", "data", "ppo_references.json")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--presets", default="quick", help="comma-separated sweep presets (default quick)")
+    parser.add_argument("--seeds", type=int, default=16, help="PPO seeds per env (default 16)")
+    parser.add_argument("--seed", type=int, default=12345, help="PRNG seed (default 12345)")
+    args = parser.parse_args()
+
+    with open(DATA) as f:
+        data = json.load(f)
+    entries = data["references"]
+    for preset_name in args.presets.split(","):
+        for i, config in enumerate(get_preset(preset_name).train_configs()):
+            key = jax.random.fold_in(jax.random.PRNGKey(args.seed), i)
+            entry = measure_reference(config, args.seeds, key)
+            entries = [e for e in entries if e["config"] != entry["config"]] + [entry]
+            print(f"{preset_name}: PPO on {config.env_id}, {config.env_steps:,} steps, {args.seeds} seeds: "
+                  f"{entry['ppo_reference_return']:.2f} +- {entry['std']:.2f}", flush=True)
+            write_json_atomic(DATA, {"format_version": FORMAT_VERSION, "note": data.get("note", ""),
+                                     "references": entries})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""Run one sweep generation on however many devices XLA_FLAGS gives; print its numbers as JSON.
+
+Used by tests/test_outer_loop.py to compare 1 device with 4 forced CPU devices.
+"""
+
+import json
+
+import inner_loop  # noqa: F401  (XLA flag before jax)
+import jax
+import numpy as np
+
+from discover.sweep import build_machinery
+from discover.sweep_config import apply_sweep_overrides, get_preset
+
+config = apply_sweep_overrides(get_preset("quick"), [
+    "population_size=4", "seeds_per_member=2", "total_timesteps=1024", "num_envs=4", "num_steps=32",
+    "update_epochs=2", "num_minibatches=2", "drift.hidden_size=4", "strategy.std=1.0"]).validate()
+machinery = build_machinery(config, [20.0])
+state, metrics = machinery.run_generations(machinery.initial_state, 2)
+mean = machinery.strategy.get_mean(state.es_state)
+print(json.dumps({"devices": len(jax.devices()),
+                  "fitness": np.asarray(metrics["fitness"]).tolist(),
+                  "mean": [np.asarray(x).tolist() for x in jax.tree.leaves(mean)]}))

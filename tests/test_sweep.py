@@ -1,0 +1,213 @@
+"""`discover sweep` end to end on a tiny config: run folder, wandb offline, resume, bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from discover.cli import main
+from discover.drift_file import load_drift
+from discover.sweep_config import apply_sweep_overrides, get_preset, load_config_file
+from inner_loop.errors import ConfigError
+from wandb_records import artifact_names, history_rows
+
+TINY = ["population_size=4", "seeds_per_member=2", "checkpoint_every=2", "mean_drift_seeds=2",
+        "total_timesteps=512", "num_envs=4", "num_steps=32", "update_epochs=1", "num_minibatches=2",
+        "drift.hidden_size=4"]
+FITNESS_KEYS = ("generation", "fitness_mean", "fitness_max", "fitness_min", "fitness_std", "env_steps",
+                "mean_drift_fitness", "best_fitness_so_far", "nonfinite_returns")
+
+
+def sweep_args(runs_dir, name, generations, extra=(), wandb="disabled"):
+    settings = [f"generations={generations}", *TINY, *extra]
+    return ["sweep", "--name", name, "--runs-dir", str(runs_dir), "--wandb", wandb,
+            *[x for s in settings for x in ("--set", s)]]
+
+
+def read_metrics(run_dir):
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def numbers(rows):
+    """The deterministic part of the metrics (not wall-clock seconds)."""
+    return [{k: row[k] for k in FITNESS_KEYS if k in row} for row in rows]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    assert main(sweep_args(runs, "full", 6, wandb="offline")) == 0
+    return runs / "full"
+
+
+def test_run_folder_holds_config_metrics_checkpoints_drifts_and_heatmaps(uninterrupted):
+    saved = json.loads((uninterrupted / "config.json").read_text())
+    assert saved["sweep"]["generations"] == 6 and saved["sweep"]["inner"]["total_timesteps"] == 512
+    refs = json.loads((uninterrupted / "references.json").read_text())["references"]
+    assert refs[0]["env_id"] == "CartPole-v1" and refs[0]["ppo_reference_return"] > 0
+
+    rows = read_metrics(uninterrupted)
+    assert [r["generation"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    for row in rows:
+        assert all(np.isfinite(row[k]) for k in ("fitness_mean", "fitness_max", "fitness_min", "fitness_std"))
+        assert row["fitness_min"] <= row["fitness_mean"] <= row["fitness_max"]
+        assert row["env_steps"] == row["generation"] * 4 * 2 * 512 and row["wall_seconds"] > 0
+    assert [("mean_drift_fitness" in r) for r in rows] == [False, True, False, True, False, True]
+
+    assert sorted(os.listdir(uninterrupted / "checkpoints")) == [f"gen_00000{g}.npz" for g in (2, 4, 6)]
+    assert sorted(os.listdir(uninterrupted / "heatmaps")) == [f"gen_00000{g}.png" for g in (2, 4, 6)]
+    mean = load_drift(str(uninterrupted / "drifts" / "gen_000006_mean.drift.npz"))
+    best = load_drift(str(uninterrupted / "drifts" / "gen_000006_best.drift.npz"))
+    assert mean.metadata["provenance"]["generation"] == 6
+    assert mean.metadata["provenance"]["fitness"] == pytest.approx(rows[-1]["mean_drift_fitness"])
+    assert best.metadata["provenance"]["fitness"] == pytest.approx(max(r["fitness_max"] for r in rows))
+    assert mean.metadata["axiom_check"]["passed"]
+    assert np.isfinite(float(mean(1.3, 0.7)))
+
+
+def test_wandb_offline_run_folder_mirrors_the_metrics(uninterrupted):
+    wandb_dir = uninterrupted / "wandb"
+    runs = [d for d in os.listdir(wandb_dir) if d.startswith("offline-run-")]
+    assert len(runs) == 1
+    run_file = [f for f in os.listdir(wandb_dir / runs[0]) if f.endswith(".wandb")][0]
+    logged = history_rows(str(wandb_dir / runs[0] / run_file))
+    local = read_metrics(uninterrupted)
+    assert [r["_step"] for r in logged] == [r["generation"] for r in local]
+    for remote, row in zip(logged, local):
+        for key in ("fitness_mean", "fitness_max", "fitness_min", "fitness_std", "env_steps"):
+            assert remote[key] == pytest.approx(row[key])
+    assert "drift_heatmap/path" in logged[1] and "mean_drift_fitness" in logged[1]
+    assert len(artifact_names(str(wandb_dir / runs[0] / run_file))) == 3
+
+
+def test_stopping_after_a_checkpoint_and_resuming_gives_the_same_numbers(uninterrupted, tmp_path):
+    assert main(sweep_args(tmp_path, "part", 4)) == 0
+    assert main(["sweep", "--resume", str(tmp_path / "part"), "--wandb", "disabled",
+                 "--set", "generations=6"]) == 0
+    assert numbers(read_metrics(tmp_path / "part")) == numbers(read_metrics(uninterrupted))
+
+
+def _sweep_process(tmp_path, name, generations):
+    env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(tmp_path.parent / "jax-cache"),
+           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    return subprocess.Popen([sys.executable, "-m", "discover", *sweep_args(tmp_path, name, generations)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_lines(process, metrics, count, timeout=600):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if os.path.exists(metrics) and len(open(metrics).readlines()) >= count:
+            return
+        if process.poll() is not None:
+            raise AssertionError(f"sweep ended early: {process.stderr.read()[-2000:]}")
+        time.sleep(0.02)
+    raise AssertionError("sweep did not get going")
+
+
+def test_kill_9_after_a_checkpoint_then_resume_gives_the_same_numbers(uninterrupted, tmp_path):
+    process = _sweep_process(tmp_path, "killed", 6)
+    _wait_for_lines(process, tmp_path / "killed" / "metrics.jsonl", 3)
+    process.kill()
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    written = read_metrics(tmp_path / "killed")
+    assert 3 <= len(written) < 6  # killed mid-sweep, after the generation-2 checkpoint
+    assert main(["sweep", "--resume", str(tmp_path / "killed"), "--wandb", "disabled"]) == 0
+    assert numbers(read_metrics(tmp_path / "killed")) == numbers(read_metrics(uninterrupted))
+
+
+def test_ctrl_c_checkpoints_the_current_generation_then_resume_gives_the_same_numbers(uninterrupted, tmp_path):
+    process = _sweep_process(tmp_path, "stopped", 6)
+    _wait_for_lines(process, tmp_path / "stopped" / "metrics.jsonl", 1)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=600)
+    assert process.returncode == 130, stderr[-2000:]
+    assert "Traceback" not in stderr and "--resume" in stderr
+    done = len(read_metrics(tmp_path / "stopped"))
+    if done < 6:
+        assert os.path.exists(tmp_path / "stopped" / "checkpoints" / f"gen_{done:06d}.npz")
+    assert main(["sweep", "--resume", str(tmp_path / "stopped"), "--wandb", "disabled"]) == 0
+    assert numbers(read_metrics(tmp_path / "stopped")) == numbers(read_metrics(uninterrupted))
+
+
+def test_config_file_with_preset_and_overrides(tmp_path):
+    path = tmp_path / "sweep.toml"
+    path.write_text('preset = "quick"\ngenerations = 7\nenvs = ["CartPole-v1"]\n'
+                    '[strategy]\nname = "SNES"\nstd = 0.07\n[drift]\nname = "ta_lpo"\nhidden_size = 8\n'
+                    '[inner]\ntotal_timesteps = 4096\n')
+    config = load_config_file(str(path))
+    assert (config.generations, config.strategy.name, config.strategy.std) == (7, "SNES", 0.07)
+    assert config.drift == "ta_lpo" and config.drift_options["hidden_size"] == 8
+    assert config.inner == {**get_preset("quick").inner, "total_timesteps": 4096}
+    config = apply_sweep_overrides(config, ["strategy.lr=0.1", "lr=3e-3", "envs=CartPole-v1,Acrobot-v1"])
+    assert config.strategy.lr == 0.1 and config.inner["lr"] == 3e-3 and config.envs == ("CartPole-v1", "Acrobot-v1")
+    assert [c.env_id for c in config.validate().train_configs()] == ["CartPole-v1", "Acrobot-v1"]
+
+
+def _error(capsys, argv):
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (["sweep", "--preset", "huge"], "unknown preset 'huge'; allowed: quick, minatar"),
+    (["sweep", "--set", "strategy=NoSuchES"], "unknown strategy 'NoSuchES'; allowed:"),
+    (["sweep", "--set", "population_size=7"], "population_size=7 is not allowed for Open_ES"),
+    (["sweep", "--set", "generations=0"], "generations=0 is not allowed"),
+    (["sweep", "--set", "colour=blue"], "unknown setting 'colour'; allowed:"),
+    (["sweep", "--set", "drift=ppo"], "drift='ppo' cannot be evolved; allowed: lpo, ta_lpo"),
+    (["sweep", "--set", "envs=CartPole-v9"], "CartPole-v9"),
+    (["sweep", "--wandb", "cloud"], "--wandb 'cloud' is not allowed"),
+    (["sweep", "--config", "/nonexistent/sweep.toml"], "does not exist"),
+])
+def test_bad_sweep_input_is_one_line_exit_2(capsys, tmp_path, argv, fragment):
+    code, err = _error(capsys, argv + ["--runs-dir", str(tmp_path)])
+    assert code == 2 and fragment in err and "\n" not in err and "Traceback" not in err
+
+
+def test_bad_resume_folders_and_conflicts_are_one_line_errors(capsys, tmp_path, uninterrupted):
+    (tmp_path / "empty").mkdir()
+    bad_toml = tmp_path / "bad.toml"
+    bad_toml.write_text("generations = [\n")
+    cases = [
+        (["sweep", "--resume", str(tmp_path / "empty")], "is not a sweep run folder"),
+        (["sweep", "--resume", str(tmp_path / "missing")], "no such folder"),
+        (["sweep", "--resume", str(uninterrupted), "--set", "population_size=8"],
+         "conflicts with the run's config (4 -> 8)"),
+        (["sweep", "--resume", str(uninterrupted), "--preset", "quick"], "cannot be combined"),
+        (["sweep", "--config", str(bad_toml)], "is not valid TOML"),
+        (["sweep", "--name", "full", "--runs-dir", str(uninterrupted.parent)], "already holds a sweep"),
+    ]
+    for argv, fragment in cases:
+        code, err = _error(capsys, argv)
+        assert code == 2 and fragment in err and "\n" not in err, (argv, err)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_runs_dir_is_a_one_line_error(capsys, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    code, err = _error(capsys, ["sweep", "--runs-dir", str(locked)])
+    assert code == 2 and "not writable" in err or "cannot create" in err
+
+
+def test_runs_dir_under_a_file_is_a_one_line_error(capsys, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    code, err = _error(capsys, ["sweep", "--runs-dir", str(tmp_path / "afile")])
+    assert code == 2 and "cannot create run folder" in err and "\n" not in err
+
+
+def test_resume_cannot_go_below_the_generations_done(capsys, uninterrupted):
+    before = (uninterrupted / "config.json").read_text()
+    code, err = _error(capsys, ["sweep", "--resume", str(uninterrupted), "--wandb", "disabled",
+                                "--set", "generations=3"])
+    assert code == 2 and "generations=3 is less than the 6 generations" in err
+    assert (uninterrupted / "config.json").read_text() == before  # nothing rewritten
