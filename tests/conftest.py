@@ -1,1 +1,15 @@
-import inner_loop  # noqa: F401  (applies the XLA CPU flag before jax is imported)
+import os
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import inner_loop  # noqa: E402,F401  (XLA flag before jax)
+import jax  # noqa: E402
+
+# One persistent compilation cache for the session (and the subprocesses the tests start):
+# the sweep tests compile the same tiny programs in several runs and processes.
+COMPILATION_CACHE = os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="jax-cache-"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+jax.config.update("jax_compilation_cache_dir", COMPILATION_CACHE)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)

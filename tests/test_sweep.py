@@ -94,10 +94,8 @@ def test_stopping_after_a_checkpoint_and_resuming_gives_the_same_numbers(uninter
 
 
 def _sweep_process(tmp_path, name, generations):
-    env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(tmp_path.parent / "jax-cache"),
-           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
-    return subprocess.Popen([sys.executable, "-m", "discover", *sweep_args(tmp_path, name, generations)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # conftest.py exports the session's compilation cache, so the subprocess reuses it.
+    return subprocess.Popen([sys.executable, "-m", "discover", *sweep_args(tmp_path, name, generations)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _wait_for_lines(process, metrics, count, timeout=600):
@@ -211,3 +209,36 @@ def test_resume_cannot_go_below_the_generations_done(capsys, uninterrupted):
                                 "--set", "generations=3"])
     assert code == 2 and "generations=3 is less than the 6 generations" in err
     assert (uninterrupted / "config.json").read_text() == before  # nothing rewritten
+
+
+def test_export_and_inspect_a_swept_drift(uninterrupted, tmp_path, capsys):
+    out = tmp_path / "exported.drift.npz"
+    assert main(["export", str(uninterrupted), "--generation", "best", "--which", "mean", "-o", str(out)]) == 0
+    exported = load_drift(str(out))
+    rows = read_metrics(uninterrupted)
+    best_gen = max((r for r in rows if "mean_drift_fitness" in r), key=lambda r: r["mean_drift_fitness"])
+    assert exported.metadata["provenance"]["generation"] == best_gen["generation"]
+    source = load_drift(str(uninterrupted / "drifts" / f"gen_{best_gen['generation']:06d}_mean.drift.npz"))
+    ratio, adv = np.exp(np.linspace(-1, 1, 9)), np.linspace(-2, 2, 9)
+    np.testing.assert_array_equal(exported(ratio, adv), source(ratio, adv))
+    check = exported.metadata["axiom_check"]
+    assert check["passed"] and check["theorem"]["passed"] and check["theorem"]["improvement"]["violations"] == 0
+    assert exported.metadata["provenance"]["training_envs"] == ["CartPole-v1"]
+
+    assert main(["export", str(uninterrupted), "--generation", "last", "--which", "best",
+                 "-o", str(tmp_path / "best.drift.npz")]) == 0
+    assert load_drift(str(tmp_path / "best.drift.npz")).metadata["provenance"]["which"] == "best"
+    capsys.readouterr()
+    assert main(["inspect", str(out), "--png", str(tmp_path / "landscape.png")]) == 0
+    shown = capsys.readouterr().out
+    assert "lpo" in shown and "axioms now" in shown and (tmp_path / "landscape.png").stat().st_size > 10_000
+
+    for argv, fragment in [
+        (["export", str(uninterrupted), "--generation", "5", "-o", str(tmp_path / "x.npz")],
+         "--generation 5 has no checkpoint"),
+        (["export", str(uninterrupted), "--which", "median", "-o", str(tmp_path / "x.npz")], "--which 'median'"),
+        (["export", str(tmp_path), "-o", str(tmp_path / "x.npz")], "is not a sweep run folder"),
+    ]:
+        code, err = _error(capsys, argv)
+        assert code == 2 and fragment in err and "\n" not in err, err
+    assert not (tmp_path / "x.npz").exists()

@@ -1,0 +1,152 @@
+"""`discover export` and `discover inspect`: drift files out of a sweep, and a look inside one.
+
+    discover export runs/<name> [--generation N|best|last] [--which mean|best] -o FILE
+    discover inspect FILE [--png FILE]
+
+Export copies a checkpoint's drift out of a run folder into a standalone drift file
+(`discover.drift_file`), adding provenance and the verdict of `discover verify` (axioms and
+the theorem on random MDPs) at export time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+from inner_loop.errors import ConfigError
+
+_DRIFT_NAME = re.compile(r"^gen_(\d{6})_(mean|best)\.drift\.npz$")
+EXPORT_VERIFY_MDPS = 64  # random MDPs of the theorem check recorded at export
+
+
+def add_export_commands(sub) -> None:
+    export = sub.add_parser("export", help="export a drift from a sweep's run folder to a drift file",
+                            description="Export the mean or best drift of a sweep checkpoint as a drift file.")
+    export.add_argument("run_dir", help="a sweep run folder (runs/<name>)")
+    export.add_argument("--generation", default="best",
+                        help="a checkpoint generation N, 'last', or 'best' (highest recorded fitness; default)")
+    export.add_argument("--which", default="mean", help="mean (the search mean, default) or best (best member)")
+    export.add_argument("-o", "--output", required=True, help="the drift file to write (.drift.npz)")
+    export.set_defaults(handler=cmd_export)
+
+    inspect = sub.add_parser("inspect", help="show a drift file: metadata, axioms, landscape",
+                             description="Metadata, axiom check and a heat map of a drift file.")
+    inspect.add_argument("file", help="a drift file")
+    inspect.add_argument("--png", help="heat-map PNG to write (default: FILE with .png)")
+    inspect.set_defaults(handler=cmd_inspect)
+
+
+def checkpoint_drifts(run_dir: str, which: str) -> dict[int, str]:
+    """{generation: drift file} of `which` (mean or best) in a run folder."""
+    folder = os.path.join(run_dir, "drifts")
+    found = {}
+    for name in os.listdir(folder) if os.path.isdir(folder) else []:
+        m = _DRIFT_NAME.match(name)
+        if m and m.group(2) == which:
+            found[int(m.group(1))] = os.path.join(folder, name)
+    return found
+
+
+def choose_drift_file(run_dir: str, generation: str, which: str) -> tuple[int, str]:
+    from discover.sweep import read_run
+
+    if which not in ("mean", "best"):
+        raise ConfigError(f"--which {which!r} is not allowed; choose mean or best")
+    read_run(run_dir)  # a sweep run folder, or a one-line error
+    files = checkpoint_drifts(run_dir, which)
+    if not files:
+        raise ConfigError(f"run folder {run_dir!r} has no {which} drift files yet (none until the first checkpoint)")
+    if generation == "last":
+        chosen = max(files)
+    elif generation == "best":
+        chosen = max(files) if which == "best" else _best_mean_generation(run_dir, files)
+    else:
+        try:
+            chosen = int(generation)
+        except ValueError:
+            raise ConfigError(f"--generation {generation!r} is not allowed; give a number, last or best") from None
+        if chosen not in files:
+            raise ConfigError(f"--generation {chosen} has no checkpoint in {run_dir!r}; "
+                              f"available: {', '.join(map(str, sorted(files)))}")
+    return chosen, files[chosen]
+
+
+def _best_mean_generation(run_dir: str, files: dict[int, str]) -> int:
+    """The checkpoint whose mean drift scored highest (mean_drift_fitness in metrics.jsonl)."""
+    scores = {}
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        for line in f:
+            row = json.loads(line)
+            if "mean_drift_fitness" in row and row["generation"] in files:
+                scores[row["generation"]] = row["mean_drift_fitness"]
+    return max(scores, key=lambda g: (scores[g], g)) if scores else max(files)
+
+
+def cmd_export(args) -> int:
+    from rich.console import Console
+
+    from discover.cli import _check_writable
+    from discover.drift_file import load_drift, save_drift
+    from discover.verify import VerifyConfig, verify_drift
+
+    run_dir = args.run_dir.rstrip("/")
+    generation, source = choose_drift_file(run_dir, args.generation, args.which)
+    _check_writable(args.output)
+    console = Console(stderr=True)
+    loaded = load_drift(source)
+    console.print(f"checking the {args.which} drift of generation {generation} against the theorem "
+                  f"({EXPORT_VERIFY_MDPS} random MDPs)")
+    verdict = verify_drift(loaded, VerifyConfig(num_mdps=EXPORT_VERIFY_MDPS))
+    provenance = {**loaded.metadata.get("provenance", {}), "exported_from": os.path.abspath(source),
+                  "run_dir": os.path.abspath(run_dir), "export_generation_choice": args.generation}
+    provenance.pop("versions", None)  # save_drift records the exporting versions
+    provenance["sweep_versions"] = loaded.metadata.get("provenance", {}).get("versions")
+    verdict_dict = verdict.to_dict()
+    axioms = {**verdict_dict.get("axioms", {}), "problem": "; ".join(verdict.failures) or None}
+    save_drift(args.output, loaded.drift, loaded.params, provenance,
+               axiom_check={**axioms, "theorem": {k: v for k, v in verdict_dict.items() if k != "axioms"}})
+    status = "passed" if verdict.passed else "FAILED"
+    Console().print(f"wrote {args.output}: {args.which} drift of generation {generation} "
+                    f"(fitness {provenance.get('fitness', float('nan')):.3f}); verify {status}")
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from discover.drift_file import axiom_report, load_drift
+    from discover.figures import drift_landscapes_png
+    from inner_loop import drifts
+
+    loaded = load_drift(args.file, check_axioms=False)
+    report = axiom_report(loaded)
+    meta = loaded.metadata
+    provenance = meta.get("provenance", {})
+    table = Table(title=f"drift file {args.file}", show_header=False)
+    table.add_column("field")
+    table.add_column("value")
+    rows = [("format", f"{meta['format']} v{meta['format_version']}"),
+            ("parameterisation", meta["parameterisation"]),
+            ("options", json.dumps(meta.get("options", {}))),
+            ("architecture", json.dumps(meta.get("architecture", {}))),
+            ("parameters", ", ".join(f"{k} {v}" for k, v in meta.get("param_shapes", {}).items()) or "none"),
+            ("sweep", str(provenance.get("sweep", "-"))),
+            ("generation", str(provenance.get("generation", "-"))),
+            ("fitness", str(provenance.get("fitness", "-"))),
+            ("training envs", ", ".join(provenance.get("training_envs", [])) or "-"),
+            ("versions", json.dumps(provenance.get("versions", {}))),
+            ("axioms at write time", "pass" if meta.get("axiom_check", {}).get("passed") else
+             f"FAIL: {meta.get('axiom_check', {}).get('problem')}"),
+            ("axioms now", "pass" if report["passed"] else f"FAIL: {report['problem']}")]
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+    png = args.png or re.sub(r"(\.drift)?\.npz$", "", args.file) + ".png"
+    ppo, dpo = drifts.get("ppo"), drifts.get("dpo")
+    drift_landscapes_png([(os.path.basename(args.file), loaded),
+                          ("PPO (eps 0.2)", lambda r, a, p: ppo({}, r, a, p)),
+                          ("DPO", lambda r, a, p: dpo({}, r, a, p))], png)
+    Console().print(f"wrote {png}")
+    return 0 if report["passed"] else 1

@@ -1,0 +1,140 @@
+"""Drift files: round trip, every bad-file case, and a loaded drift in a hand-written PPO loss."""
+
+import io
+import json
+import zipfile
+from dataclasses import dataclass
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import discover
+from discover.drift_file import FORMAT_VERSION, METADATA_KEY, save_drift
+from inner_loop import drifts
+from inner_loop.errors import ConfigError
+
+
+@pytest.fixture
+def lpo_file(tmp_path):
+    drift = drifts.get("lpo", hidden_size=8, init_scale=0.7)
+    params = drift.init(jax.random.PRNGKey(4))
+    path = str(tmp_path / "lpo.drift.npz")
+    save_drift(path, drift, params, {"generation": 3, "fitness": 0.9})
+    return path, drift, params
+
+
+def test_round_trip_gives_identical_values_under_jit_grad_and_vmap(lpo_file):
+    path, drift, params = lpo_file
+    loaded = discover.load_drift(path)
+    ratio = jnp.exp(jnp.linspace(-2, 2, 33))
+    adv = jnp.linspace(-3, 3, 33)
+    np.testing.assert_array_equal(loaded(ratio, adv, 0.5), drift(params, ratio, adv, 0.5))
+    np.testing.assert_array_equal(jax.jit(loaded)(ratio, adv),
+                                  jax.jit(lambda r, a: drift(params, r, a))(ratio, adv))
+    grad = jax.vmap(jax.grad(lambda r, a: loaded(r, a)))(ratio, adv)
+    np.testing.assert_array_equal(grad, jax.vmap(jax.grad(lambda r, a: drift(params, r, a)))(ratio, adv))
+    assert loaded.metadata["format_version"] == FORMAT_VERSION
+    assert loaded.metadata["provenance"]["generation"] == 3 and loaded.metadata["axiom_check"]["passed"]
+    assert loaded.metadata["provenance"]["versions"]["jax"]
+
+
+def test_loaded_drift_in_a_hand_written_ppo_loss(tmp_path):
+    """The README's recipe: replace the clipped objective by `ratio * A - drift`."""
+    path = str(tmp_path / "ppo.drift.npz")
+    save_drift(path, drifts.get("ppo", eps=0.2), {})
+    drift = discover.load_drift(path)
+
+    def mirror_loss(logp, logp_old, adv, progress=0.0):
+        ratio = jnp.exp(logp - logp_old)
+        return -jnp.mean(ratio * adv - drift(ratio, adv, progress))
+
+    def clipped_loss(logp, logp_old, adv):
+        ratio = jnp.exp(logp - logp_old)
+        return -jnp.mean(jnp.minimum(ratio * adv, jnp.clip(ratio, 0.8, 1.2) * adv))
+
+    key1, key2, key3 = jax.random.split(jax.random.PRNGKey(0), 3)
+    logp_old = jax.random.normal(key1, (256,)) - 1.0
+    logp = logp_old + 0.4 * jax.random.normal(key2, (256,))
+    adv = jax.random.normal(key3, (256,))
+    np.testing.assert_allclose(mirror_loss(logp, logp_old, adv), clipped_loss(logp, logp_old, adv), rtol=1e-6)
+    np.testing.assert_allclose(jax.jit(jax.grad(mirror_loss))(logp, logp_old, adv),
+                               jax.grad(clipped_loss)(logp, logp_old, adv), rtol=1e-5, atol=1e-8)
+
+
+def _rewrite(path, out, change_meta=None, change_arrays=None):
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    meta = json.loads(str(arrays.pop(METADATA_KEY)))
+    if change_meta:
+        change_meta(meta)
+    if change_arrays:
+        change_arrays(arrays)
+    buffer = io.BytesIO()
+    np.savez(buffer, **{METADATA_KEY: np.asarray(json.dumps(meta))}, **arrays)
+    with open(out, "wb") as f:
+        f.write(buffer.getvalue())
+    return str(out)
+
+
+@dataclass(frozen=True)
+class _NegativeDrift(drifts.Drift):
+    """Deliberately invalid: negative away from r = 1."""
+
+    name: ClassVar[str] = "negative_for_test"
+
+    def __call__(self, params, ratio, advantage, progress=0.0):
+        return -((ratio - 1.0) ** 2) * jnp.ones_like(advantage)
+
+
+def test_every_bad_file_is_a_one_line_error_naming_the_file(lpo_file, tmp_path, monkeypatch):
+    path, _, _ = lpo_file
+    data = open(path, "rb").read()
+    (tmp_path / "garbage.npz").write_bytes(b"not a zip file at all" * 10)
+    (tmp_path / "truncated.npz").write_bytes(data[: len(data) // 2])
+    plain = tmp_path / "plain.npz"
+    np.savez(plain, x=np.zeros(3))
+    future = _rewrite(path, tmp_path / "future.npz", lambda m: m.update(format_version=FORMAT_VERSION + 1))
+    other = _rewrite(path, tmp_path / "other.npz", lambda m: m.update(format="something-else"))
+    unknown = _rewrite(path, tmp_path / "unknown.npz", lambda m: m.update(parameterisation="mystery"))
+    option = _rewrite(path, tmp_path / "option.npz", lambda m: m["options"].update(hidden_size=-2))
+    shape = _rewrite(path, tmp_path / "shape.npz", change_arrays=lambda a: a.update(
+        {"params/Dense_0/kernel": np.zeros((8, 5), np.float32)}))
+    nan = _rewrite(path, tmp_path / "nan.npz", change_arrays=lambda a: a.update(
+        {"params/Dense_0/kernel": np.full((8, 8), np.nan, np.float32)}))
+    missing = _rewrite(path, tmp_path / "missing.npz", change_arrays=lambda a: a.pop("params/Dense_1/kernel"))
+
+    monkeypatch.setitem(drifts.ZOO, _NegativeDrift.name, _NegativeDrift)
+    invalid = str(tmp_path / "invalid.npz")
+    save_drift(invalid, _NegativeDrift(), {})
+    cases = [
+        (str(tmp_path / "nope.npz"), "does not exist"),
+        (str(tmp_path), "is a folder"),
+        (str(tmp_path / "garbage.npz"), "is corrupt or not a drift file"),
+        (str(tmp_path / "truncated.npz"), "is corrupt or not a drift file"),
+        (str(plain), "has no metadata"),
+        (future, f"format version {FORMAT_VERSION + 1}, newer than this discover reads"),
+        (other, "is not a mirror-learning-drift file"),
+        (unknown, "unknown parameterisation 'mystery'"),
+        (option, "hidden_size=-2"),
+        (shape, "has shape [8, 5], expected [8, 8]"),
+        (nan, "is not finite"),
+        (missing, "missing ['params/Dense_1/kernel']"),
+        (invalid, "violates the mirror-learning axioms: axiom 'non-negative' fails"),
+    ]
+    for bad, fragment in cases:
+        with pytest.raises(ConfigError) as err:
+            discover.load_drift(bad)
+        message = str(err.value)
+        assert fragment in message and repr(bad) in message and "\n" not in message, (bad, message)
+
+
+def test_no_half_written_file_when_writing_fails(tmp_path, lpo_file):
+    _, drift, params = lpo_file
+    target = tmp_path / "out.drift.npz"
+    with pytest.raises(TypeError):
+        save_drift(str(target), drift, params, {"not json": object()})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lpo.drift.npz"]  # no out.*, no temp file
+    assert zipfile.is_zipfile(lpo_file[0])
