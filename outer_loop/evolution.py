@@ -35,21 +35,27 @@ def make_population_fitness(configs: Sequence[TrainConfig], drift: Drift, refere
     references = jnp.asarray(reference_returns, jnp.float32)
 
     def member_returns(population, seed_keys):
-        """(members, envs, seeds) final returns; seed_keys (members, envs, seeds, 2)."""
+        """(members, envs, seeds) final returns; seed_keys (envs, seeds, 2), or with a
+        leading members axis under shard_map."""
         def one_member(params, keys):
             return jnp.stack([jax.vmap(lambda k: trainer(k, params)["final_return"])(env_keys)
                               for trainer, env_keys in zip(trainers, keys)])
-        return jax.vmap(one_member)(population, seed_keys)
+        keys_axis = 0 if mesh is not None else None
+        return jax.vmap(one_member, in_axes=(0, keys_axis))(population, seed_keys)
 
     if mesh is not None:
         member_returns = shard_members(member_returns, mesh)
 
     def population_fitness(key, population):
-        num_members = jax.tree.leaves(population)[0].shape[0]
+        # Common random numbers: every member gets the same seed keys.
         seed_keys = jax.random.split(key, (len(trainers), seeds_per_member))
-        # Common random numbers: every member gets the same keys. Each member holds its
-        # own copy, so under shard_map nothing is replicated and no collective is needed.
-        seed_keys = jnp.broadcast_to(seed_keys, (num_members,) + seed_keys.shape)
+        if mesh is not None:
+            # Under shard_map each member holds its own copy of the keys, so nothing is
+            # replicated (a replicated input would make AD insert an all-reduce per step).
+            num_members = jax.tree.leaves(population)[0].shape[0]
+            seed_keys = jnp.broadcast_to(seed_keys, (num_members,) + seed_keys.shape)
+        # Unsharded, the keys stay unbatched: what depends only on them (env resets, ...) is
+        # computed once for the whole population instead of once per member.
         final_returns = member_returns(population, seed_keys)
         return normalized_fitness(final_returns, references), final_returns
 
