@@ -50,12 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=cmd_train)
 
     from discover.sweep_cli import add_sweep_command
+    from discover.compare import add_compare_command
     from discover.export_cli import add_export_commands
     from discover.verify import add_verify_command
 
     add_sweep_command(sub)
     add_verify_command(sub)
     add_export_commands(sub)
+    add_compare_command(sub)
     return parser
 
 

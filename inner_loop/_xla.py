@@ -2,7 +2,10 @@
 
 On a 2-core CPU with jax 0.10, XLA's concurrency-optimised CPU scheduler was seen to
 hang forever inside `block_until_ready` when a trainer was vmapped over 3+ seeds.
-Turning that scheduler off avoids the hang. We add the flag to `XLA_FLAGS` only when
+Turning that scheduler off avoids the hang. The root cause (found later with gdb) is
+jaxlib's batched CPU QR in the orthogonal initialiser blocking every thread of XLA's pool
+when two run at once; `inner_loop.networks.orthogonal` now does one matrix at a time, so
+the flag is a second line of defence for other batched LAPACK calls. We add the flag to `XLA_FLAGS` only when
 the user has not set that flag themselves (their value always wins), and only when jax
 has not been imported yet (XLA reads the variable once, at backend start-up).
 """

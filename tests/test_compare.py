@@ -1,0 +1,106 @@
+"""`discover compare` on a tiny config, and the statistics behind it."""
+
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+
+from discover import stats
+from discover.cli import main
+from discover.drift_file import save_drift
+from inner_loop import drifts
+
+TINY = ["total_timesteps=512", "num_envs=4", "num_steps=32", "update_epochs=1", "num_minibatches=2"]
+
+
+def test_iqm_and_bootstrap_cis_on_known_cases():
+    assert stats.iqm(np.arange(8.0)) == pytest.approx(np.mean([2, 3, 4, 5]))
+    assert stats.bootstrap_ci(np.full(10, 3.0), stats.statistic("mean")) == (3.0, 3.0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(10.0, 2.0, 400)
+    lo, hi = stats.bootstrap_ci(x, stats.statistic("mean"), resamples=4000, seed=1)
+    half = 1.96 * x.std(ddof=1) / np.sqrt(x.size)  # the normal-theory interval
+    assert lo == pytest.approx(x.mean() - half, abs=0.05) and hi == pytest.approx(x.mean() + half, abs=0.05)
+    # Stratified: resampling within strata keeps each stratum's size, so with constant strata
+    # the pooled mean cannot move.
+    assert stats.stratified_bootstrap_ci([np.full(5, 1.0), np.full(3, 2.0)],
+                                         stats.statistic("mean")) == pytest.approx((1.375, 1.375))
+    assert stats.probability_of_improvement([2, 3], [1, 1]) == 1.0
+    assert stats.probability_of_improvement([1, 1], [1, 1]) == 0.5
+    assert stats.probability_of_improvement([0, 2], [1, 1]) == 0.5
+
+
+def test_compare_report_has_every_section_and_matches_results_json(tmp_path, capsys):
+    drift_path = tmp_path / "learned.drift.npz"
+    drift = drifts.get("lpo", hidden_size=4, init_scale=0.5)
+    import jax
+
+    save_drift(str(drift_path), drift, drift.init(jax.random.PRNGKey(0)), {"training_envs": ["CartPole-v1"]})
+    out = tmp_path / "reports" / "tiny"
+    argv = ["compare", str(drift_path), "--envs", "CartPole-v1,Catch-bsuite", "--seeds", "3",
+            "--baselines", "ppo,dpo", "-o", str(out)] + [x for s in TINY for x in ("--set", s)]
+    assert main(argv) == 0
+    assert sorted(os.listdir(out)) == ["curves.png", "final_returns.png", "landscapes.png", "report.html",
+                                       "report.md", "results.json"]
+    report = (out / "report.md").read_text()
+    results = json.loads((out / "results.json").read_text())
+    for section in ("## Final return per environment", "### CartPole-v1", "### Catch-bsuite",
+                    "## Probability of beating PPO", "## PPO-normalised aggregate", "## Figures", "## Drifts"):
+        assert section in report
+    # Held-out marking: the learned drift trained on CartPole only.
+    assert results["per_env"]["Catch-bsuite"]["learned"]["held_out"] is True
+    assert results["per_env"]["CartPole-v1"]["learned"]["held_out"] is False
+    assert re.search(r"\| learned \|[^\n]*\| held out \|", report.split("### Catch-bsuite")[1])
+    # Every number in the tables is in results.json.
+    for env in ("CartPole-v1", "Catch-bsuite"):
+        for label in ("learned", "ppo", "dpo"):
+            row = results["per_env"][env][label]
+            finals = [v for v in row["final_returns"] if v is not None]
+            assert row["mean"] == pytest.approx(np.mean(finals))
+            assert row["median"] == pytest.approx(np.median(finals))
+            assert row["mean_ci"][0] <= row["mean"] <= row["mean_ci"][1]
+            cell = f"{row['mean']:.1f}" if abs(row["mean"]) >= 10 else f"{row['mean']:.3f}"
+            assert cell in report.split(f"### {env}")[1].split("###")[0]
+    assert results["aggregate"]["ppo"]["mean"] == pytest.approx(1.0)
+    p = results["probability_beats_ppo"]["learned"]["CartPole-v1"]["p"]
+    assert 0.0 <= p <= 1.0 and len(results["curves"]["ppo|CartPole-v1"]) == 3
+    page = (out / "report.html").read_text()
+    assert "data:image/png;base64," in page and "http" not in page.replace("charset", "")
+
+
+def test_compare_bad_input_is_one_line(tmp_path, capsys):
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    for argv, fragment in [
+        (["compare", "nosuchdrift", "-o", str(tmp_path / "r")], "unknown drift 'nosuchdrift'"),
+        (["compare", "ppo", "--envs", "Pong-v9", "-o", str(tmp_path / "r")], "Pong-v9"),
+        (["compare", "ppo", "--seeds", "1", "-o", str(tmp_path / "r")], "--seeds 1 is not allowed"),
+        (["compare", str(tmp_path / "missing.drift.npz"), "-o", str(tmp_path / "r")], "does not exist"),
+        (["compare", "ppo", "-o", str(tmp_path / "full")], "exists and is not empty"),
+        (["compare", "ppo", "--set", "drift.eps=0.1", "-o", str(tmp_path / "r")], "drift.<option> is not allowed"),
+    ]:
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert fragment in err and "\n" not in err, err
+    assert not (tmp_path / "r").exists()
+
+
+def test_failed_runs_are_reported_not_dropped():
+    from discover.compare import markdown_report, summarize
+
+    runs = {("learned", "E"): {"final_return": np.array([np.nan, 5.0, 7.0])},
+            ("broken", "E"): {"final_return": np.array([np.nan, np.nan, np.nan])},
+            ("ppo", "E"): {"final_return": np.array([4.0, 6.0, 8.0])}}
+    labels = ["learned", "broken", "ppo"]
+    results = summarize(runs, labels, ["E"], {"learned": ["E"], "broken": None, "ppo": None}, seed=0)
+    assert results["per_env"]["E"]["learned"]["failed_seeds"] == 1
+    assert results["per_env"]["E"]["learned"]["mean"] == pytest.approx(6.0)
+    assert results["per_env"]["E"]["broken"]["mean"] is None and results["per_env"]["E"]["broken"]["failed_seeds"] == 3
+    assert results["probability_beats_ppo"]["broken"]["E"]["p"] is None
+    meta = {"seeds": 3, "settings": [], "created": "now", "training": {"learned": ["E"], "broken": None, "ppo": None},
+            "sources": {k: k for k in labels}}
+    report = markdown_report("t", meta, results, labels, ["E"], {})
+    assert "| broken | failed | failed | failed | 3 | baseline |" in report
+    assert "| learned | 6.000 [" in report and "| 1 | training |" in report
