@@ -82,11 +82,18 @@ def env_configs(envs: list[str], settings: list[str]):
     return configs
 
 
-def summarize(runs: dict, labels: list[str], envs: list[str], training: dict, seed: int) -> dict:
-    """Every number of the report from raw runs {(label, env): {"final_return", "curve"}}."""
+def summarize(runs: dict, labels: list[str], envs: list[str], training: dict, seed: int,
+              untrained: dict | None = None) -> dict:
+    """Every number of the report from raw runs {(label, env): {"final_return", "curve"}}.
+
+    PPO-normalised score = (return - untrained) / (PPO mean - untrained), where `untrained`
+    is the env's return of the initial (untrained) policy: 0 = no learning, 1 = PPO. A plain
+    ratio to PPO would flip sign on envs with negative returns (Acrobot).
+    """
     from discover import stats
 
-    results = {"per_env": {}, "aggregate": {}, "probability_beats_ppo": {}}
+    untrained = untrained or {env: 0.0 for env in envs}
+    results = {"per_env": {}, "aggregate": {}, "probability_beats_ppo": {}, "untrained_return": dict(untrained)}
     for env in envs:
         results["per_env"][env] = {}
         for label in labels:
@@ -119,7 +126,8 @@ def summarize(runs: dict, labels: list[str], envs: list[str], training: dict, se
             for env in envs:
                 ppo_mean = results["per_env"][env]["ppo"]["mean"]
                 x = np.asarray(runs[(label, env)]["final_return"], np.float64)
-                strata.append(x[np.isfinite(x)] / ppo_mean if ppo_mean else np.zeros(0))
+                span = None if ppo_mean is None else ppo_mean - untrained[env]
+                strata.append((x[np.isfinite(x)] - untrained[env]) / span if span else np.zeros(0))
             pooled = np.concatenate(strata) if strata else np.zeros(0)
             agg = {}
             for name in ("mean", "iqm"):
@@ -162,8 +170,11 @@ def markdown_report(name: str, meta: dict, results: dict, labels: list[str], env
                   "| drift | " + " | ".join(envs) + " |", "|---|" + "---|" * len(envs)]
         for label, per_env in results["probability_beats_ppo"].items():
             lines.append(f"| {label} | " + " | ".join(_fmt(per_env[e]["p"], per_env[e]["ci"]) for e in envs) + " |")
+        untrained = ", ".join(f"{e} {_fmt(results['untrained_return'][e])}" for e in envs)
         lines += ["", "## PPO-normalised aggregate over envs", "",
-                  "Final returns divided by PPO's mean on each env, pooled over envs (stratified bootstrap).", "",
+                  "Per env, (final return - untrained policy's) / (PPO's mean - untrained policy's): 0 is no "
+                  "learning, 1 is PPO; pooled over envs (stratified bootstrap). Untrained policy's return: "
+                  f"{untrained}.", "",
                   "| drift | mean | IQM |", "|---|---|---|"]
         for label, agg in results["aggregate"].items():
             lines.append(f"| {label} | {_fmt(agg['mean'], agg['mean_ci'])} | {_fmt(agg['iqm'], agg['iqm_ci'])} |")
@@ -296,7 +307,7 @@ def cmd_compare(args) -> int:
     key = jax.random.PRNGKey(args.seed)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:
-        task = progress.add_task("training", total=len(entries) * len(envs))
+        task = progress.add_task("training", total=len(entries) * len(envs))  # + untrained runs (untimed)
         for env, config in zip(envs, configs):
             env_key = jax.random.fold_in(key, envs.index(env))
             for entry in entries:
@@ -305,9 +316,22 @@ def cmd_compare(args) -> int:
                 runs[(entry["label"], env)] = {"final_return": result.final_return, "curve": result.curve}
                 progress.advance(task)
 
+        # The untrained policy's return per env (learning rate ~0, same seeds): the zero
+        # point of the PPO-normalised scores.
+        untrained = {}
+        for env, config in zip(envs, configs):
+            progress.update(task, description=f"untrained policy on {env}")
+            ppo = next(e for e in entries if e["label"] == "ppo") if "ppo" in [e["label"] for e in entries] else None
+            if ppo is None:
+                break
+            result = train_seeds(config.replace(lr=1e-12), ppo["drift"], ppo["params"], args.seeds,
+                                 jax.random.fold_in(key, envs.index(env)))
+            finite = result.final_return[np.isfinite(result.final_return)]
+            untrained[env] = float(np.mean(finite)) if finite.size else 0.0
+
     labels = [e["label"] for e in entries]
     training = {e["label"]: e["training_envs"] for e in entries}
-    results = summarize(runs, labels, envs, training, args.seed)
+    results = summarize(runs, labels, envs, training, args.seed, untrained or None)
     meta = {"seeds": args.seeds, "seed": args.seed, "settings": args.settings, "envs": envs,
             "created": time.strftime("%Y-%m-%d %H:%M:%S"), "training": training,
             "sources": {e["label"]: e["source"] for e in entries}}

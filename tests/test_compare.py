@@ -104,3 +104,14 @@ def test_failed_runs_are_reported_not_dropped():
     report = markdown_report("t", meta, results, labels, ["E"], {})
     assert "| broken | failed | failed | failed | 3 | baseline |" in report
     assert "| learned | 6.000 [" in report and "| 1 | training |" in report
+
+
+def test_ppo_normalised_scores_keep_their_order_on_negative_returns():
+    from discover.compare import summarize
+
+    runs = {("worse", "Acro"): {"final_return": np.array([-300.0, -300.0])},
+            ("ppo", "Acro"): {"final_return": np.array([-100.0, -100.0])}}
+    results = summarize(runs, ["worse", "ppo"], ["Acro"], {"worse": None, "ppo": None}, seed=0,
+                        untrained={"Acro": -500.0})
+    assert results["aggregate"]["ppo"]["mean"] == pytest.approx(1.0)
+    assert results["aggregate"]["worse"]["mean"] == pytest.approx(0.5)  # (-300 + 500) / (-100 + 500)
