@@ -163,13 +163,9 @@ def _num(x) -> float | None:
 
 
 def _check_writable(path: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as err:
-        raise ConfigError(f"cannot create output folder {folder!r}: {err.strerror}") from None
-    if not os.access(folder, os.W_OK):
-        raise ConfigError(f"output folder {folder!r} is not writable")
+    from discover.outputs import ensure_writable_dir
+
+    ensure_writable_dir(os.path.dirname(os.path.abspath(path)))
     if os.path.isdir(path):
         raise ConfigError(f"output path {path!r} is a folder; give a file name")
 

@@ -280,7 +280,7 @@ def cmd_compare(args) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from discover.outputs import package_versions, write_json_atomic
+    from discover.outputs import ensure_writable_dir, package_versions, write_json_atomic
     from discover.training import train_seeds
 
     if args.seeds < 2:
@@ -294,13 +294,7 @@ def cmd_compare(args) -> int:
     output = args.output.rstrip("/")
     if os.path.exists(output) and os.listdir(output):
         raise ConfigError(f"output folder {output!r} exists and is not empty; choose a new one")
-    parent = os.path.dirname(os.path.abspath(output))
-    try:
-        os.makedirs(parent, exist_ok=True)
-    except OSError as err:
-        raise ConfigError(f"cannot create {parent!r}: {err.strerror}") from None
-    if not os.access(parent, os.W_OK):
-        raise ConfigError(f"output folder {parent!r} is not writable")
+    ensure_writable_dir(os.path.dirname(os.path.abspath(output)))
 
     console = Console(stderr=True)
     runs = {}

@@ -36,3 +36,15 @@ def package_versions() -> dict:
         except PackageNotFoundError:
             out[pkg] = None
     return out
+
+
+def ensure_writable_dir(path: str, what: str = "output folder") -> None:
+    """Create folder `path` if needed; ConfigError (one line) if that fails or it is not writable."""
+    from inner_loop.errors import ConfigError
+
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"cannot create {what} {path!r}: {err.strerror}") from None
+    if not os.access(path, os.W_OK):
+        raise ConfigError(f"{what} {path!r} is not writable")

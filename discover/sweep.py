@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from discover.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from discover.outputs import package_versions, write_json_atomic
+from discover.outputs import ensure_writable_dir, package_versions, write_json_atomic
 from discover.sweep_config import SweepConfig, apply_sweep_settings
 from inner_loop import drifts
 from inner_loop.errors import ConfigError
@@ -57,17 +57,8 @@ def new_run_dir(runs_dir: str, name: str) -> str:
     if os.path.exists(os.path.join(run_dir, "config.json")):
         raise ConfigError(f"run folder {run_dir!r} already holds a sweep; pick another --name or "
                           f"continue it with --resume {run_dir}")
-    _make_writable_dir(run_dir)
+    ensure_writable_dir(run_dir, "run folder")
     return run_dir
-
-
-def _make_writable_dir(path: str) -> None:
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as err:
-        raise ConfigError(f"cannot create run folder {path!r}: {err.strerror}") from None
-    if not os.access(path, os.W_OK):
-        raise ConfigError(f"run folder {path!r} is not writable")
 
 
 def read_run(run_dir: str) -> dict:

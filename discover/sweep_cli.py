@@ -45,6 +45,7 @@ def add_sweep_command(sub) -> None:
 
 def resolve_sweep(args):
     """(config, run_dir, name, resume) from the command line; ConfigError on bad input."""
+    from discover.outputs import ensure_writable_dir
     from discover.overrides import split_pairs
     from discover.sweep import WANDB_MODES, new_run_dir, read_run, resume_config
     from discover.sweep_config import apply_sweep_overrides, get_preset, load_config_file
@@ -58,7 +59,7 @@ def resolve_sweep(args):
         run_dir = args.resume.rstrip("/")
         saved = read_run(run_dir)
         config = resume_config(saved, split_pairs(args.settings))
-        _check_writable_run(run_dir)
+        ensure_writable_dir(run_dir, "run folder")
         return config, run_dir, saved["name"], True
     base = get_preset(args.preset or "quick")
     config = load_config_file(args.config, base) if args.config else base
@@ -67,11 +68,6 @@ def resolve_sweep(args):
     if not name or os.sep in name or name in (".", ".."):
         raise ConfigError(f"--name {name!r} is not allowed; use a plain folder name")
     return config, new_run_dir(args.runs_dir, name), name, False
-
-
-def _check_writable_run(run_dir: str) -> None:
-    if not os.access(run_dir, os.W_OK):
-        raise ConfigError(f"run folder {run_dir!r} is not writable")
 
 
 def cmd_sweep(args) -> int:
