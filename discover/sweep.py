@@ -193,9 +193,9 @@ def run_sweep(config: SweepConfig, run_dir: str, *, name: str, resume: bool = Fa
     metrics_path = os.path.join(run_dir, "metrics.jsonl")
     references_path = os.path.join(run_dir, "references.json")
     if resume:
+        saved = read_run(run_dir)  # config.json is written after references.json
         with open(references_path) as f:
             references = json.load(f)["references"]
-        saved = read_run(run_dir)
         run_id = saved["wandb_run_id"]
     else:
         references = resolve_references(config, log)

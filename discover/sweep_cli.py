@@ -35,7 +35,7 @@ def add_sweep_command(sub) -> None:
                             "or an inner-loop field (total_timesteps=, lr=, ...); repeatable")
     sweep.add_argument("--name", help="run name (default: <preset>-<date>-<time>)")
     sweep.add_argument("--runs-dir", default="runs", help="folder of run folders (default runs/)")
-    sweep.add_argument("--wandb", default="offline", choices=None,
+    sweep.add_argument("--wandb", default="offline",
                        help=f"wandb mode: {', '.join(WANDB_MODES)} (default offline)")
     sweep.add_argument("--resume", metavar="RUN_DIR", help="continue the sweep in this run folder")
     sweep.add_argument("--distributed", action="store_true",
