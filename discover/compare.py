@@ -313,11 +313,11 @@ def cmd_compare(args) -> int:
         # The untrained policy's return per env (learning rate ~0, same seeds): the zero
         # point of the PPO-normalised scores.
         untrained = {}
+        ppo = next((e for e in entries if e["label"] == "ppo"), None)
         for env, config in zip(envs, configs):
-            progress.update(task, description=f"untrained policy on {env}")
-            ppo = next(e for e in entries if e["label"] == "ppo") if "ppo" in [e["label"] for e in entries] else None
             if ppo is None:
                 break
+            progress.update(task, description=f"untrained policy on {env}")
             result = train_seeds(config.replace(lr=1e-12), ppo["drift"], ppo["params"], args.seeds,
                                  jax.random.fold_in(key, envs.index(env)))
             finite = result.final_return[np.isfinite(result.final_return)]

@@ -108,11 +108,6 @@ def save_drift(path: str, drift: drifts.Drift, params: Any, provenance: dict | N
     return metadata
 
 
-def read_metadata(path: str) -> dict:
-    """The metadata of a drift file, checked for format and version."""
-    return _open(path)[0]
-
-
 def load_drift(path: str, check_axioms: bool = True) -> LoadedDrift:
     """The drift stored in `path`, checked; ConfigError (one line, naming the file) if not usable."""
     metadata, arrays = _open(path)
