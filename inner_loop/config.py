@@ -10,7 +10,7 @@ vmapped in one compiled call (rejax-style static vs. vmappable fields).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
 import flax.struct
 import jax.numpy as jnp

@@ -26,5 +26,7 @@ def compute_gae(rewards, values, next_values, terminated, done, gamma, gae_lambd
         advantage = delta + gamma * gae_lambda * keep * next_advantage
         return advantage, advantage
 
-    _, advantages = jax.lax.scan(backward, jnp.zeros_like(values[0]), (deltas, not_done), reverse=True)
+    # unrolled: each step is a few tiny ops, so the loop's per-iteration cost dominates
+    _, advantages = jax.lax.scan(backward, jnp.zeros_like(values[0]), (deltas, not_done),
+                                 reverse=True, unroll=16)
     return advantages, advantages + values

@@ -32,6 +32,7 @@ from inner_loop.drifts import Drift
 from inner_loop.envs import EnvSpec, RunningMeanStd, flatten_obs, make_env
 from inner_loop.gae import compute_gae
 from inner_loop.neighbourhoods import kl_ball_step
+from inner_loop.permutation import random_permutation
 
 
 @flax.struct.dataclass
@@ -315,7 +316,7 @@ class Trainer:
             return (optax.apply_updates(trained, updates), opt_state), info
 
         def epoch(carry, epoch_key):
-            perm = jax.random.permutation(epoch_key, cfg.batch_size)
+            perm = random_permutation(epoch_key, cfg.batch_size)
             shuffled = jax.tree.map(
                 lambda x: jnp.take(x, perm, axis=0).reshape((cfg.num_minibatches, cfg.minibatch_size) + x.shape[1:]),
                 batch)

@@ -3,10 +3,12 @@
     python scripts/bench_inner.py [--quick] [--out results/bench_inner.json]
 
 Rows:
-  * the peer reference configs measured on this 2-core CPU with other JAX PPO code:
-    Breakout-MinAtar 64 envs x 128 steps, 4 epochs, 8 minibatches, 64x64 MLP, one seed
-    (~79,000 steps/s); CartPole-v1 8 envs x 128 steps, 4 seeds (~146,000-172,000);
+  * the peer reference configs measured on the issue author's 2-core CPU with other JAX
+    PPO code: Breakout-MinAtar 64 envs x 128 steps, 4 epochs, 8 minibatches, 64x64 MLP,
+    one seed (~79,000 steps/s); CartPole-v1 8 envs x 128 steps, 4 seeds (~146,000-172,000);
     8 hyperparameter variants x 4 seeds (~236,000). Target: 1.2x those;
+  * the same three configs run by `peer_ppo.py`, a plain PPO built the way those peers are,
+    timed here beside ours: steps/s depend on the host, the ratio to the yardstick less so;
   * PPO and `lpo` on CartPole-v1 and Breakout-MinAtar for 1, 8 and 32 vmapped members
     (`lpo`: a population of drift params; PPO: learning-rate variants), one seed each;
     target: `lpo` within 15% of PPO;
@@ -21,6 +23,7 @@ import os
 import time
 
 import inner_loop  # noqa: F401  (XLA flag before jax)
+import statistics
 import jax
 import jax.numpy as jnp
 from rich.console import Console
@@ -28,6 +31,7 @@ from rich.table import Table
 
 from discover.outputs import write_json_atomic
 from inner_loop import drifts, make_train, preset
+from peer_ppo import make_peer_train
 
 REFERENCE = {"breakout_1seed": 79_000, "cartpole_4seeds": 172_000, "cartpole_8x4": 236_000}
 
@@ -39,10 +43,19 @@ def config_for(env_id: str, updates: int):
     return cfg.replace(total_timesteps=cfg.batch_size * updates)
 
 
-def measure(env_id: str, drift_name: str, members: int, seeds: int, updates: int) -> dict:
-    """Steps/s of `members` x `seeds` vmapped runs (members: lpo params or PPO lr variants)."""
+def measure(env_id: str, drift_name: str, members: int, seeds: int, updates: int, repeats: int = 3) -> dict:
+    """Steps/s of `members` x `seeds` vmapped runs (members: lpo params or PPO lr variants;
+    `peer`: the yardstick of peer_ppo.py on the same config). The fastest of `repeats`
+    timed calls: on a shared host the slower ones measure the neighbours."""
     config = config_for(env_id, updates)
-    if drift_name == "lpo":
+    if drift_name == "peer":
+        train = make_peer_train(env_id, config.num_envs, config.num_steps, config.update_epochs,
+                                config.num_minibatches, config.num_updates, config.hidden_size, config.activation)
+        lrs = config.lr * (jnp.logspace(-0.5, 0.5, members) if members > 1 else jnp.ones(1))
+        keys = jax.random.split(jax.random.PRNGKey(1), seeds)
+        fn = jax.jit(jax.vmap(jax.vmap(train, in_axes=(0, None)), in_axes=(None, 0)))
+        args = (keys, lrs)
+    elif drift_name == "lpo":
         drift = drifts.get("lpo", init_scale=0.1)
         params = jax.vmap(drift.init)(jax.random.split(jax.random.PRNGKey(0), members))
         train = make_train(config, drift)
@@ -56,21 +69,27 @@ def measure(env_id: str, drift_name: str, members: int, seeds: int, updates: int
             lr=base.lr * jnp.logspace(-0.5, 0.5, members) if members > 1 else base.lr[None])
     keys = jax.random.split(jax.random.PRNGKey(1), seeds)
     over_seeds = jax.vmap(train, in_axes=(0, None, None))
-    over_members = jax.vmap(over_seeds, in_axes=(None, 0 if drift_name == "lpo" else None, 0))
-    fn = jax.jit(over_members)
+    if drift_name != "peer":
+        over_members = jax.vmap(over_seeds, in_axes=(None, 0 if drift_name == "lpo" else None, 0))
+        fn = jax.jit(over_members)
+        args = (keys, params, hparams)
     t0 = time.perf_counter()
-    compiled = fn.lower(keys, params, hparams).compile()
+    compiled = fn.lower(*args).compile()
     compile_seconds = time.perf_counter() - t0
-    jax.block_until_ready(compiled(keys, params, hparams))  # warm-up (allocations)
-    t0 = time.perf_counter()
-    out = jax.block_until_ready(compiled(keys, params, hparams))
-    seconds = time.perf_counter() - t0
+    jax.block_until_ready(compiled(*args))  # warm-up (allocations)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = jax.block_until_ready(compiled(*args))
+        times.append(time.perf_counter() - t0)
+    seconds = min(times)
     steps = members * seeds * config.env_steps
+    finite = out if drift_name == "peer" else out["value_loss"]
     return {"env": env_id, "drift": drift_name, "members": members, "seeds": seeds,
             "num_envs": config.num_envs, "num_steps": config.num_steps, "updates": config.num_updates,
-            "env_steps": steps, "seconds": seconds, "env_steps_per_second": steps / seconds,
-            "compile_seconds": compile_seconds,
-            "finite": bool(jnp.all(jnp.isfinite(out["value_loss"])))}
+            "env_steps": steps, "seconds": seconds, "median_seconds": statistics.median(times),
+            "env_steps_per_second": steps / seconds, "compile_seconds": compile_seconds,
+            "finite": bool(jnp.all(jnp.isfinite(finite)))}
 
 
 def memory_by_run_length(env_id: str, updates: list[int]) -> list[dict]:
@@ -91,9 +110,12 @@ def main() -> None:
     cart_updates, breakout_updates = (4, 2) if args.quick else (40, 6)
     console = Console()
 
-    plan = [("reference: Breakout 1 seed", "Breakout-MinAtar", "ppo", 1, 1, breakout_updates, "breakout_1seed"),
-            ("reference: CartPole 4 seeds", "CartPole-v1", "ppo", 1, 4, cart_updates, "cartpole_4seeds"),
-            ("reference: CartPole 8 variants x 4 seeds", "CartPole-v1", "ppo", 8, 4, cart_updates, "cartpole_8x4")]
+    plan = []
+    for name in ("ppo", "peer"):
+        who = "reference" if name == "ppo" else "yardstick"
+        plan += [(f"{who}: Breakout 1 seed", "Breakout-MinAtar", name, 1, 1, breakout_updates, "breakout_1seed"),
+                 (f"{who}: CartPole 4 seeds", "CartPole-v1", name, 1, 4, cart_updates, "cartpole_4seeds"),
+                 (f"{who}: CartPole 8 variants x 4 seeds", "CartPole-v1", name, 8, 4, cart_updates, "cartpole_8x4")]
     for env_id, updates in (("CartPole-v1", cart_updates), ("Breakout-MinAtar", breakout_updates)):
         for members in (1, 8, 32):
             for name in ("ppo", "lpo"):
@@ -104,14 +126,20 @@ def main() -> None:
         row = measure(env_id, name, members, seeds, updates)
         row["label"] = label
         if ref:
+            row["reference"] = ref
             row["reference_steps_per_second"] = REFERENCE[ref]
             row["vs_reference"] = row["env_steps_per_second"] / REFERENCE[ref]
         rows.append(row)
         console.print(f"{label:42s} {env_id:17s} {row['env_steps_per_second']:>10,.0f} steps/s  "
                       f"compile {row['compile_seconds']:.1f}s" + (f"  {row['vs_reference']:.2f}x ref" if ref else ""))
+    yardstick = {r["reference"]: r for r in rows if r["drift"] == "peer"}
+    for r in rows:
+        if r["drift"] == "ppo" and r.get("reference") in yardstick:
+            r["vs_yardstick"] = r["env_steps_per_second"] / yardstick[r["reference"]]["env_steps_per_second"]
 
     table = Table(title="inner loop: env steps per second (excl. compile)")
-    for col in ("run", "env", "members x seeds", "steps/s", "compile s", "vs reference", "lpo / ppo"):
+    for col in ("run", "env", "members x seeds", "steps/s", "compile s", "vs reference", "vs yardstick",
+                "lpo / ppo"):
         table.add_column(col, justify="right")
     by = {(r["env"], r["drift"], r["members"], r["seeds"]): r for r in rows}
     for r in rows:
@@ -120,7 +148,8 @@ def main() -> None:
             r["lpo_over_ppo"] = r["env_steps_per_second"] / by[r["env"], "ppo", r["members"], r["seeds"]]["env_steps_per_second"]
             ratio = f"{r['lpo_over_ppo']:.2f}"
         table.add_row(r["label"], r["env"], f"{r['members']} x {r['seeds']}", f"{r['env_steps_per_second']:,.0f}",
-                      f"{r['compile_seconds']:.1f}", f"{r['vs_reference']:.2f}x" if "vs_reference" in r else "", ratio)
+                      f"{r['compile_seconds']:.1f}", f"{r['vs_reference']:.2f}x" if "vs_reference" in r else "",
+                      f"{r['vs_yardstick']:.2f}x" if "vs_yardstick" in r else "", ratio)
     console.print(table)
 
     memory = memory_by_run_length("Breakout-MinAtar", [10, 100]) + memory_by_run_length("CartPole-v1", [10, 1000])

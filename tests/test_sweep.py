@@ -18,6 +18,7 @@ from wandb_records import artifact_names, history_rows
 
 TINY = ["population_size=4", "seeds_per_member=2", "checkpoint_every=2", "mean_drift_seeds=2",
         "total_timesteps=512", "num_envs=4", "num_steps=32", "update_epochs=1", "num_minibatches=2",
+        "final_window=0.5",  # 2 of the 4 updates: every seed finishes an episode there
         "drift.hidden_size=4"]
 FITNESS_KEYS = ("generation", "fitness_mean", "fitness_max", "fitness_min", "fitness_std", "env_steps",
                 "mean_drift_fitness", "best_fitness_so_far", "nonfinite_returns")
