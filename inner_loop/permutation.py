@@ -12,7 +12,7 @@ pass over the first pass's order (fresh bits) makes those ties random as well: a
 left in index order only if it ties in *every* pass, with probability `2**-(passes * (32 - b))`.
 `passes` is the smallest number (at most 4) for which the expected number of such pairs,
 `n (n - 1) / 2 * 2**-(passes * (32 - b))`, is below 1e-3 (n = 8192: 2 passes, 1.2e-4).
-Above 2**19 items, where 4 passes do not reach that, it falls back to
+Above 750,300 items, where 4 passes do not reach that, it falls back to
 `jax.random.permutation`. Up to that residue the result is a uniformly random permutation.
 """
 

@@ -21,8 +21,8 @@ def test_pass_counts_and_the_fallback():
     assert sort_passes(1024) == 2
     assert sort_passes(8192) == 2  # 13 index bits, 19 random bits per pass
     assert sort_passes(2**16) == 3
-    assert sort_passes(2**19) == 4
-    assert sort_passes(2**19 + 1) is None  # too few random bits left: jax.random.permutation
+    assert sort_passes(750_300) == 4
+    assert sort_passes(750_301) is None  # too few random bits left: jax.random.permutation
 
 
 def test_all_orders_of_four_items_are_equally_likely():
