@@ -48,30 +48,27 @@ def measure(env_id: str, drift_name: str, members: int, seeds: int, updates: int
     `peer`: the yardstick of peer_ppo.py on the same config). The fastest of `repeats`
     timed calls: on a shared host the slower ones measure the neighbours."""
     config = config_for(env_id, updates)
+    keys = jax.random.split(jax.random.PRNGKey(1), seeds)
     if drift_name == "peer":
         train = make_peer_train(env_id, config.num_envs, config.num_steps, config.update_epochs,
                                 config.num_minibatches, config.num_updates, config.hidden_size, config.activation)
         lrs = config.lr * (jnp.logspace(-0.5, 0.5, members) if members > 1 else jnp.ones(1))
-        keys = jax.random.split(jax.random.PRNGKey(1), seeds)
         fn = jax.jit(jax.vmap(jax.vmap(train, in_axes=(0, None)), in_axes=(None, 0)))
         args = (keys, lrs)
-    elif drift_name == "lpo":
-        drift = drifts.get("lpo", init_scale=0.1)
-        params = jax.vmap(drift.init)(jax.random.split(jax.random.PRNGKey(0), members))
-        train = make_train(config, drift)
-        hparams = jax.tree.map(lambda x: jnp.broadcast_to(x, (members,)), train.default_hparams())
     else:
-        drift = drifts.get("ppo")
-        train = make_train(config, drift)
-        params = {}
-        base = train.default_hparams()
-        hparams = jax.tree.map(lambda x: jnp.broadcast_to(x, (members,)), base).replace(
-            lr=base.lr * jnp.logspace(-0.5, 0.5, members) if members > 1 else base.lr[None])
-    keys = jax.random.split(jax.random.PRNGKey(1), seeds)
-    over_seeds = jax.vmap(train, in_axes=(0, None, None))
-    if drift_name != "peer":
-        over_members = jax.vmap(over_seeds, in_axes=(None, 0 if drift_name == "lpo" else None, 0))
-        fn = jax.jit(over_members)
+        if drift_name == "lpo":
+            drift = drifts.get("lpo", init_scale=0.1)
+            params = jax.vmap(drift.init)(jax.random.split(jax.random.PRNGKey(0), members))
+            train = make_train(config, drift)
+            hparams = jax.tree.map(lambda x: jnp.broadcast_to(x, (members,)), train.default_hparams())
+        else:
+            train = make_train(config, drifts.get("ppo"))
+            params = {}
+            base = train.default_hparams()
+            hparams = jax.tree.map(lambda x: jnp.broadcast_to(x, (members,)), base).replace(
+                lr=base.lr * jnp.logspace(-0.5, 0.5, members) if members > 1 else base.lr[None])
+        over_seeds = jax.vmap(train, in_axes=(0, None, None))
+        fn = jax.jit(jax.vmap(over_seeds, in_axes=(None, 0 if drift_name == "lpo" else None, 0)))
         args = (keys, params, hparams)
     t0 = time.perf_counter()
     compiled = fn.lower(*args).compile()
