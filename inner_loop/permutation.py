@@ -25,10 +25,14 @@ _MAX_TIED_PAIRS = 1e-3
 _MAX_PASSES = 4
 
 
+def _index_bits(n: int) -> int:
+    """Low bits of each uint32 that carry an index in range(n)."""
+    return max(1, (n - 1).bit_length())
+
+
 def sort_passes(n: int) -> int | None:
     """Passes needed for `n` items, or None where `jax.random.permutation` is used."""
-    index_bits = max(1, (n - 1).bit_length())
-    random_bits = 32 - index_bits
+    random_bits = 32 - _index_bits(n)
     pairs = n * (n - 1) / 2
     for passes in range(1, _MAX_PASSES + 1):
         if pairs * 2.0 ** (-passes * random_bits) < _MAX_TIED_PAIRS:
@@ -41,8 +45,7 @@ def random_permutation(key: jax.Array, n: int) -> jax.Array:
     passes = sort_passes(n)
     if passes is None:
         return jax.random.permutation(key, n)
-    index_bits = max(1, (n - 1).bit_length())
-    index_mask = jnp.uint32((1 << index_bits) - 1)
+    index_mask = jnp.uint32((1 << _index_bits(n)) - 1)
     positions = jnp.arange(n, dtype=jnp.uint32)
     order = positions
     for pass_key in jax.random.split(key, passes):

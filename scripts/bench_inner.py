@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
 
 import inner_loop  # noqa: F401  (XLA flag before jax)
-import statistics
 import jax
 import jax.numpy as jnp
 from rich.console import Console
