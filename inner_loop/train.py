@@ -259,8 +259,11 @@ class Trainer:
                 return hparams.lr * (1.0 - done_updates / self.num_updates)
         else:
             learning_rate = hparams.lr
-        return optax.chain(optax.clip_by_global_norm(hparams.max_grad_norm),
-                           optax.adam(learning_rate, eps=1e-5))
+        # One flat vector instead of a dozen small leaves: the same arithmetic in a few
+        # large ops. XLA CPU pays a fixed cost per op, so with a vmapped population
+        # (CartPole, 8 variants x 4 seeds) this was ~20-30% of the whole run.
+        return optax.flatten(optax.chain(optax.clip_by_global_norm(hparams.max_grad_norm),
+                                         optax.adam(learning_rate, eps=1e-5)))
 
     def _trained_params(self, params):
         """The params the Adam optimiser owns (all, or the critic alone in a KL ball)."""
