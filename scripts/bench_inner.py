@@ -1,6 +1,6 @@
 """Inner-loop speed: env steps per second, compile time, memory vs. run length.
 
-    python scripts/bench_inner.py [--quick] [--out results/bench_inner.json]
+    python scripts/bench_inner.py [--quick] [--repeats 5] [--out results/bench_inner.json]
 
 Rows:
   * the peer reference configs measured on the issue author's 2-core CPU with other JAX
@@ -13,7 +13,9 @@ Rows:
     (`lpo`: a population of drift params; PPO: learning-rate variants), one seed each;
     target: `lpo` within 15% of PPO;
   * memory: XLA's buffer sizes of the compiled trainer for 10x more updates (flat = same).
-Env steps are counted over all vmapped runs; timings exclude compilation.
+Env steps are counted over all vmapped runs; timings exclude compilation. Runs that are
+compared (ours vs the yardstick, lpo vs PPO) alternate their calls; each row is its fastest
+of `--repeats` calls.
 """
 
 from __future__ import annotations
@@ -43,10 +45,9 @@ def config_for(env_id: str, updates: int):
     return cfg.replace(total_timesteps=cfg.batch_size * updates)
 
 
-def measure(env_id: str, drift_name: str, members: int, seeds: int, updates: int, repeats: int = 3) -> dict:
-    """Steps/s of `members` x `seeds` vmapped runs (members: lpo params or PPO lr variants;
-    `peer`: the yardstick of peer_ppo.py on the same config). The fastest of `repeats`
-    timed calls: on a shared host the slower ones measure the neighbours."""
+def prepare(env_id: str, drift_name: str, members: int, seeds: int, updates: int) -> dict:
+    """Compile `members` x `seeds` vmapped runs (members: lpo params or PPO lr variants;
+    `peer`: the yardstick of peer_ppo.py on the same config) and run them once (warm-up)."""
     config = config_for(env_id, updates)
     keys = jax.random.split(jax.random.PRNGKey(1), seeds)
     if drift_name == "peer":
@@ -73,20 +74,33 @@ def measure(env_id: str, drift_name: str, members: int, seeds: int, updates: int
     t0 = time.perf_counter()
     compiled = fn.lower(*args).compile()
     compile_seconds = time.perf_counter() - t0
-    jax.block_until_ready(compiled(*args))  # warm-up (allocations)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = jax.block_until_ready(compiled(*args))
-        times.append(time.perf_counter() - t0)
-    seconds = min(times)
-    steps = members * seeds * config.env_steps
+    out = jax.block_until_ready(compiled(*args))  # warm-up (allocations)
     finite = out if drift_name == "peer" else out["value_loss"]
-    return {"env": env_id, "drift": drift_name, "members": members, "seeds": seeds,
-            "num_envs": config.num_envs, "num_steps": config.num_steps, "updates": config.num_updates,
-            "env_steps": steps, "seconds": seconds, "median_seconds": statistics.median(times),
-            "env_steps_per_second": steps / seconds, "compile_seconds": compile_seconds,
-            "finite": bool(jnp.all(jnp.isfinite(finite)))}
+    return {"compiled": compiled, "args": args, "times": [],
+            "row": {"env": env_id, "drift": drift_name, "members": members, "seeds": seeds,
+                    "num_envs": config.num_envs, "num_steps": config.num_steps, "updates": config.num_updates,
+                    "env_steps": members * seeds * config.env_steps, "compile_seconds": compile_seconds,
+                    "finite": bool(jnp.all(jnp.isfinite(finite)))}}
+
+
+def measure_together(runs: list[tuple], repeats: int) -> list[dict]:
+    """Time runs that are compared with each other (ours vs the yardstick, lpo vs ppo) by
+    alternating their calls, `repeats` each, and keep the fastest call of each. On a shared
+    host the speed drifts by 20-30% over minutes; alternating exposes the runs of one
+    comparison to the same drift, and the slower calls measure the neighbours."""
+    prepared = [prepare(*run) for run in runs]
+    for _ in range(repeats):
+        for p in prepared:
+            t0 = time.perf_counter()
+            jax.block_until_ready(p["compiled"](*p["args"]))
+            p["times"].append(time.perf_counter() - t0)
+    rows = []
+    for p in prepared:
+        row, times = p["row"], p["times"]
+        row.update(seconds=min(times), median_seconds=statistics.median(times),
+                   env_steps_per_second=row["env_steps"] / min(times))
+        rows.append(row)
+    return rows
 
 
 def memory_by_run_length(env_id: str, updates: list[int]) -> list[dict]:
@@ -103,32 +117,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer updates (a smoke run, noisy numbers)")
     parser.add_argument("--out", default="results/bench_inner.json")
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls per run (the fastest counts)")
     args = parser.parse_args()
     cart_updates, breakout_updates = (4, 2) if args.quick else (40, 6)
     console = Console()
 
-    plan = []
-    for name in ("ppo", "peer"):
-        who = "reference" if name == "ppo" else "yardstick"
-        plan += [(f"{who}: Breakout 1 seed", "Breakout-MinAtar", name, 1, 1, breakout_updates, "breakout_1seed"),
-                 (f"{who}: CartPole 4 seeds", "CartPole-v1", name, 1, 4, cart_updates, "cartpole_4seeds"),
-                 (f"{who}: CartPole 8 variants x 4 seeds", "CartPole-v1", name, 8, 4, cart_updates, "cartpole_8x4")]
+    # (label, env, drift, members, seeds, updates, reference); the runs of one group alternate
+    groups = []
+    for label, env_id, members, seeds, updates, ref in (
+            ("Breakout 1 seed", "Breakout-MinAtar", 1, 1, breakout_updates, "breakout_1seed"),
+            ("CartPole 4 seeds", "CartPole-v1", 1, 4, cart_updates, "cartpole_4seeds"),
+            ("CartPole 8 variants x 4 seeds", "CartPole-v1", 8, 4, cart_updates, "cartpole_8x4")):
+        groups.append([(f"{who}: {label}", env_id, name, members, seeds, updates, ref)
+                       for who, name in (("reference", "ppo"), ("yardstick", "peer"))])
     for env_id, updates in (("CartPole-v1", cart_updates), ("Breakout-MinAtar", breakout_updates)):
         for members in (1, 8, 32):
-            for name in ("ppo", "lpo"):
-                plan.append((f"{name} x {members}", env_id, name, members, 1, updates, None))
+            groups.append([(f"{name} x {members}", env_id, name, members, 1, updates, None) for name in ("ppo", "lpo")])
 
     rows = []
-    for label, env_id, name, members, seeds, updates, ref in plan:
-        row = measure(env_id, name, members, seeds, updates)
-        row["label"] = label
-        if ref:
-            row["reference"] = ref
-            row["reference_steps_per_second"] = REFERENCE[ref]
-            row["vs_reference"] = row["env_steps_per_second"] / REFERENCE[ref]
-        rows.append(row)
-        console.print(f"{label:42s} {env_id:17s} {row['env_steps_per_second']:>10,.0f} steps/s  "
-                      f"compile {row['compile_seconds']:.1f}s" + (f"  {row['vs_reference']:.2f}x ref" if ref else ""))
+    for group in groups:
+        measured = measure_together([(env_id, name, members, seeds, updates)
+                                     for _, env_id, name, members, seeds, updates, _ in group], args.repeats)
+        for (label, env_id, *_, ref), row in zip(group, measured):
+            row["label"] = label
+            if ref:
+                row["reference"] = ref
+                row["reference_steps_per_second"] = REFERENCE[ref]
+                row["vs_reference"] = row["env_steps_per_second"] / REFERENCE[ref]
+            rows.append(row)
+            console.print(f"{label:42s} {env_id:17s} {row['env_steps_per_second']:>10,.0f} steps/s  "
+                          f"compile {row['compile_seconds']:.1f}s" + (f"  {row['vs_reference']:.2f}x ref" if ref else ""))
     yardstick = {r["reference"]: r for r in rows if r["drift"] == "peer"}
     for r in rows:
         if r["drift"] == "ppo" and r.get("reference") in yardstick:
