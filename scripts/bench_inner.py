@@ -119,6 +119,8 @@ def main() -> None:
     parser.add_argument("--out", default="results/bench_inner.json")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per run (the fastest counts)")
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error(f"--repeats {args.repeats} is not allowed; it must be >= 1")
     cart_updates, breakout_updates = (4, 2) if args.quick else (40, 6)
     console = Console()
 
