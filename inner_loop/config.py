@@ -143,7 +143,10 @@ _MINATAR = dict(total_timesteps=10_000_000, num_envs=64, num_steps=128, update_e
                 activation="relu", hidden_size=64, num_layers=2, anneal_lr=True)
 
 PRESETS: dict[str, TrainConfig] = {
-    "CartPole-v1": TrainConfig(env_id="CartPole-v1"),
+    # kl_delta (used only by the kl_ball neighbourhood, i.e. TRPO): the default 0.01 let
+    # TRPO's mean final return over 8 seeds swing from 449 to 288 across root seeds; with
+    # 0.005 it was 464 and 476 (scripts/returns.py, root seeds 0 and 1).
+    "CartPole-v1": TrainConfig(env_id="CartPole-v1", kl_delta=0.005),
     "Acrobot-v1": TrainConfig(env_id="Acrobot-v1"),
     "Pendulum-v1": TrainConfig(
         env_id="Pendulum-v1", total_timesteps=1_000_000, num_envs=16, num_steps=128,
