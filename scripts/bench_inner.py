@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
 
 import inner_loop  # noqa: F401  (XLA flag before jax)
@@ -122,7 +123,8 @@ def main() -> None:
     if args.repeats < 1:
         parser.error(f"--repeats {args.repeats} is not allowed; it must be >= 1")
     cart_updates, breakout_updates = (4, 2) if args.quick else (40, 6)
-    console = Console()
+    # piped into a log, rich would squeeze the 8-column table into 80 columns
+    console = Console(width=None if sys.stdout.isatty() else 150)
 
     # (label, env, drift, members, seeds, updates, reference); the runs of one group alternate
     groups = []
