@@ -22,18 +22,25 @@ from inner_loop.errors import ConfigError
 MEMBERS_AXIS = "members"
 
 
-def member_mesh(population_size: int, devices=None) -> Mesh | None:
-    """A one-axis mesh over `devices` (default: all of them) for the members axis.
+def member_mesh(population_size: int, devices=None, *, use_all: bool | None = None) -> Mesh | None:
+    """A one-axis mesh for the members axis over `devices` (default: all of them).
 
-    None on a single device (nothing to split). The population must divide evenly.
+    With `use_all` (the default across several hosts, where every process must take part)
+    the mesh spans every device and the population must divide evenly over them. Otherwise
+    (the default on one host) it spans the largest number of the devices that divides the
+    population: on a 2-core CPU (one device per core) a population of 7 runs on one device.
+    None when that is one device (nothing to split).
     """
     devices = list(jax.devices() if devices is None else devices)
-    if len(devices) == 1:
-        return None
-    if population_size % len(devices):
-        raise ConfigError(f"population_size={population_size} does not split over {len(devices)} devices; "
-                          f"use a multiple of {len(devices)}")
-    return Mesh(np.asarray(devices), (MEMBERS_AXIS,))
+    use_all = jax.process_count() > 1 if use_all is None else use_all
+    if use_all:
+        if len(devices) > 1 and population_size % len(devices):
+            raise ConfigError(f"population_size={population_size} does not split over {len(devices)} devices; "
+                              f"use a multiple of {len(devices)}")
+        count = len(devices)
+    else:
+        count = max(k for k in range(1, min(len(devices), population_size) + 1) if population_size % k == 0)
+    return None if count == 1 else Mesh(np.asarray(devices[:count]), (MEMBERS_AXIS,))
 
 
 def shard_members(fn: Callable, mesh: Mesh) -> Callable:

@@ -101,11 +101,22 @@ def test_population_sharded_over_4_devices_gives_the_same_numbers_as_1_device():
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
-def test_population_that_does_not_split_over_the_devices_is_a_one_line_error():
+def test_population_that_does_not_split_over_every_device_of_several_hosts_is_a_one_line_error():
     from outer_loop.sharding import member_mesh
 
     with pytest.raises(ConfigError, match="population_size=6 does not split over 4 devices"):
-        member_mesh(6, devices=[jax.devices()[0]] * 4)
+        member_mesh(6, devices=[jax.devices()[0]] * 4, use_all=True)
+
+
+def test_on_one_host_the_population_uses_the_most_devices_it_divides_over():
+    from outer_loop.sharding import member_mesh
+
+    four = [jax.devices()[0]] * 4  # a mesh only needs the list; nothing runs on it here
+    assert member_mesh(8, devices=four).size == 4
+    assert member_mesh(6, devices=four).size == 3
+    assert member_mesh(2, devices=four).size == 2
+    assert member_mesh(7, devices=four) is None  # prime: one device
+    assert member_mesh(8, devices=four[:1]) is None
 
 
 def test_orthogonal_init_equals_flax_and_is_orthogonal_under_nested_vmap():
