@@ -18,6 +18,7 @@ import numpy as np
 
 from inner_loop import TrainConfig, make_train
 from inner_loop.drifts import Drift
+from inner_loop.parallel import pad_runs, padded_size, runs_mesh, shard_runs
 
 
 @dataclass
@@ -48,25 +49,35 @@ def train_seeds(config: TrainConfig, drift: Drift, drift_params: Any, num_seeds:
                 target_chunks: int = 50) -> SeedsResult:
     """Train `num_seeds` vmapped seeds of one drift; seed i uses `split(key, num_seeds)[i]`.
 
-    `key` must not be one the drift params were drawn from (split a root key first).
+    The seeds are split over the local devices (`inner_loop.parallel`); the numbers are
+    those of one device. `key` must not be one the drift params were drawn from (split a
+    root key first).
     """
     trainer = make_train(config, drift)
     hparams = trainer.default_hparams()
-    keys = jax.random.split(key, num_seeds)
+    mesh = runs_mesh(num_seeds)
+    keys = pad_runs(jax.random.split(key, num_seeds), padded_size(num_seeds, mesh))
     chunk = chunk_length(trainer.num_updates, target_chunks)
 
+    def init_fn(keys):
+        return jax.vmap(lambda k: trainer.init(k, hparams))(keys)
+
+    def run_chunk_fn(state):
+        return jax.vmap(lambda s: trainer.run_updates(s, drift_params, hparams, chunk))(state)
+
+    def whole_run(state):  # traced only, never run: the shapes of the per-update metrics
+        return jax.vmap(lambda s: trainer.run_updates(s, drift_params, hparams, trainer.num_updates))(state)
+
     start = time.perf_counter()
-    init = jax.jit(jax.vmap(trainer.init, in_axes=(0, None))).lower(keys, hparams).compile()
-    run_chunk_fn = jax.jit(jax.vmap(lambda s: trainer.run_updates(s, drift_params, hparams, chunk)))
-    state_shape = jax.eval_shape(jax.vmap(trainer.init, in_axes=(0, None)), keys, hparams)
-    run_chunk = run_chunk_fn.lower(state_shape).compile()
-    whole_run = jax.vmap(lambda s: trainer.run_updates(s, drift_params, hparams, trainer.num_updates))
-    per_update_shape = jax.eval_shape(whole_run, state_shape)[1]  # traced only, never run
-    summarize = jax.jit(jax.vmap(trainer.summarize)).lower(per_update_shape).compile()
+    init = jax.jit(shard_runs(init_fn, mesh)).lower(keys).compile()
+    state_shape = jax.eval_shape(init_fn, keys)
+    run_chunk = jax.jit(shard_runs(run_chunk_fn, mesh)).lower(state_shape).compile()
+    per_update_shape = jax.eval_shape(whole_run, state_shape)[1]
+    summarize = jax.jit(shard_runs(jax.vmap(trainer.summarize), mesh)).lower(per_update_shape).compile()
     compile_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
-    state = init(keys, hparams)
+    state = init(keys)
     pieces = []
     for done in range(0, trainer.num_updates, chunk):
         state, per_update = run_chunk(state)
@@ -78,7 +89,7 @@ def train_seeds(config: TrainConfig, drift: Drift, drift_params: Any, num_seeds:
     metrics = jax.block_until_ready(summarize(per_update))
     run_seconds = time.perf_counter() - start
 
-    metrics = jax.tree.map(np.asarray, metrics)
+    metrics = jax.tree.map(lambda x: np.asarray(x)[:num_seeds], metrics)  # padding dropped
     return SeedsResult(final_return=metrics.pop("final_return"), curve=metrics.pop("curve"),
                        metrics=metrics, compile_seconds=compile_seconds, run_seconds=run_seconds,
                        env_steps=config.env_steps)

@@ -119,6 +119,26 @@ def test_chunked_seed_runs_give_the_numbers_of_one_call():
     assert result.env_steps_per_second > 0 and result.compile_seconds > 0
 
 
+def test_seeds_split_over_devices_give_the_numbers_of_one_device():
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    script = os.path.join(os.path.dirname(__file__), "sharded_seeds.py")
+    out = subprocess.run([sys.executable, script], env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert (result["devices"], result["mesh"]) == (2, 2)
+    assert result["collectives"] == []  # each device trains its own runs, no communication
+    split, plain = result["split"], result["plain"]
+    assert len(split["final_return"]) == 3  # the padded fourth run is dropped
+    np.testing.assert_allclose(split["curve"], plain["curve"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(split["final_return"], plain["final_return"], rtol=1e-5, atol=1e-5)
+    assert len(set(split["final_return"])) > 1  # the seeds differ
+
+
 def test_final_return_is_the_mean_of_episodes_in_the_last_window():
     trainer = make_train(TINY.replace(total_timesteps=4 * 16 * 40), drifts.get("ppo"))  # window = 2 updates
     counts = jnp.where(jnp.arange(40) == 38, 0, 2)  # no episode ends in update 38

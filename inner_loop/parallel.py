@@ -1,0 +1,62 @@
+"""Splitting a batch of independent runs (seeds, population members) over local devices.
+
+Runs of a vmapped trainer never talk to each other, so scaling out is a one-axis mesh over
+the local devices with the runs axis split over it (`shard_map`): each device trains its
+share, with no communication, and the numbers are those of the plain vmap. On CPU,
+`inner_loop` asks XLA for one device per core (see `inner_loop._xla`), so this is how a
+vmapped batch of runs uses every core. A batch that does not divide over the devices is
+padded with copies of its last run, whose results are dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, PartitionSpec
+
+RUNS_AXIS = "runs"
+
+
+def runs_mesh(num_runs: int, devices=None) -> Mesh | None:
+    """A one-axis mesh over at most `num_runs` of `devices` (default: this process's).
+
+    None when there is nothing to split (one device, or one run).
+    """
+    devices = list(jax.local_devices() if devices is None else devices)
+    count = min(num_runs, len(devices))
+    if count <= 1:
+        return None
+    return Mesh(np.asarray(devices[:count]), (RUNS_AXIS,))
+
+
+def padded_size(num_runs: int, mesh: Mesh | None) -> int:
+    """`num_runs` rounded up to a multiple of the mesh's devices."""
+    if mesh is None:
+        return num_runs
+    return math.ceil(num_runs / mesh.size) * mesh.size
+
+
+def pad_runs(tree, size: int):
+    """Every leaf's leading axis extended to `size` with copies of its last entry."""
+
+    def pad(x):
+        extra = size - x.shape[0]
+        return x if extra == 0 else jnp.concatenate([x, jnp.repeat(x[-1:], extra, axis=0)])
+
+    return jax.tree.map(pad, tree)
+
+
+def shard_runs(fn: Callable, mesh: Mesh | None) -> Callable:
+    """`fn` (vmapped over axis 0 of every argument and output) with that axis split over
+    `mesh`; `fn` itself when `mesh` is None. Axis 0 must be a multiple of the mesh's size."""
+    if mesh is None:
+        return fn
+    spec = PartitionSpec(RUNS_AXIS)
+    # check_vma=False: every input is split, nothing is replicated, so no collective is
+    # needed; the check would ask every scan carry the trainer builds from constants to be
+    # marked "varying" by hand.
+    return jax.shard_map(fn, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
