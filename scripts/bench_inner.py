@@ -7,8 +7,11 @@ Rows:
     PPO code: Breakout-MinAtar 64 envs x 128 steps, 4 epochs, 8 minibatches, 64x64 MLP,
     one seed (~79,000 steps/s); CartPole-v1 8 envs x 128 steps, 4 seeds (~146,000-172,000);
     8 hyperparameter variants x 4 seeds (~236,000). Target: 1.2x those;
-  * the same three configs run by `peer_ppo.py`, a plain PPO built the way those peers are,
-    timed here beside ours: steps/s depend on the host, the ratio to the yardstick less so;
+  * the same three configs run by `peer_ppo.py`, a plain PPO built the way those peers are
+    (a vmap on one device), timed here beside ours: steps/s depend on the host, the ratio to
+    the yardstick less so. Ours run as the product runs them, the vmapped runs split over all
+    local devices (on CPU, `inner_loop` makes one device per core), and once more on one
+    device, on the yardstick's footing;
   * PPO and `lpo` on CartPole-v1 and Breakout-MinAtar for 1, 8 and 32 vmapped members
     (`lpo`: a population of drift params; PPO: learning-rate variants), one seed each;
     target: `lpo` within 15% of PPO;
@@ -34,6 +37,7 @@ from rich.table import Table
 
 from discover.outputs import write_json_atomic
 from inner_loop import drifts, make_train, preset
+from inner_loop.parallel import pad_runs, padded_size, runs_mesh, shard_runs
 from peer_ppo import make_peer_train
 
 REFERENCE = {"breakout_1seed": 79_000, "cartpole_4seeds": 172_000, "cartpole_8x4": 236_000}
@@ -46,9 +50,13 @@ def config_for(env_id: str, updates: int):
     return cfg.replace(total_timesteps=cfg.batch_size * updates)
 
 
-def prepare(env_id: str, drift_name: str, members: int, seeds: int, updates: int) -> dict:
+def prepare(env_id: str, drift_name: str, members: int, seeds: int, updates: int, devices: int | None = None) -> dict:
     """Compile `members` x `seeds` vmapped runs (members: lpo params or PPO lr variants;
-    `peer`: the yardstick of peer_ppo.py on the same config) and run them once (warm-up)."""
+    `peer`: the yardstick of peer_ppo.py on the same config) and run them once (warm-up).
+
+    Ours run as the product runs them: the members x seeds runs split over all local devices
+    (`inner_loop.parallel`; on CPU one device per core), or over the first `devices` of
+    them. The yardstick runs as its peers do: a plain vmap on one device."""
     config = config_for(env_id, updates)
     keys = jax.random.split(jax.random.PRNGKey(1), seeds)
     if drift_name == "peer":
@@ -57,6 +65,7 @@ def prepare(env_id: str, drift_name: str, members: int, seeds: int, updates: int
         lrs = config.lr * (jnp.logspace(-0.5, 0.5, members) if members > 1 else jnp.ones(1))
         fn = jax.jit(jax.vmap(jax.vmap(train, in_axes=(0, None)), in_axes=(None, 0)))
         args = (keys, lrs)
+        used_devices = 1
     else:
         if drift_name == "lpo":
             drift = drifts.get("lpo", init_scale=0.1)
@@ -69,16 +78,26 @@ def prepare(env_id: str, drift_name: str, members: int, seeds: int, updates: int
             base = train.default_hparams()
             hparams = jax.tree.map(lambda x: jnp.broadcast_to(x, (members,)), base).replace(
                 lr=base.lr * jnp.logspace(-0.5, 0.5, members) if members > 1 else base.lr[None])
-        over_seeds = jax.vmap(train, in_axes=(0, None, None))
-        fn = jax.jit(jax.vmap(over_seeds, in_axes=(None, 0 if drift_name == "lpo" else None, 0)))
-        args = (keys, params, hparams)
+        mesh = runs_mesh(members * seeds, jax.local_devices()[:devices])
+        if mesh is None:
+            over_seeds = jax.vmap(train, in_axes=(0, None, None))
+            fn = jax.jit(jax.vmap(over_seeds, in_axes=(None, 0 if drift_name == "lpo" else None, 0)))
+            args = (keys, params, hparams)
+        else:  # one flat axis of members x seeds runs, split over the devices
+            runs = padded_size(members * seeds, mesh)
+            flat = (jnp.tile(keys, (members, 1)),
+                    jax.tree.map(lambda x: jnp.repeat(x, seeds, axis=0), params),
+                    jax.tree.map(lambda x: jnp.repeat(x, seeds, axis=0), hparams))
+            args = pad_runs(flat, runs)
+            fn = jax.jit(shard_runs(jax.vmap(train), mesh))
+        used_devices = 1 if mesh is None else mesh.size
     t0 = time.perf_counter()
     compiled = fn.lower(*args).compile()
     compile_seconds = time.perf_counter() - t0
     out = jax.block_until_ready(compiled(*args))  # warm-up (allocations)
     finite = out if drift_name == "peer" else out["value_loss"]
     return {"compiled": compiled, "args": args, "times": [],
-            "row": {"env": env_id, "drift": drift_name, "members": members, "seeds": seeds,
+            "row": {"env": env_id, "drift": drift_name, "members": members, "seeds": seeds, "devices": used_devices,
                     "num_envs": config.num_envs, "num_steps": config.num_steps, "updates": config.num_updates,
                     "env_steps": members * seeds * config.env_steps, "compile_seconds": compile_seconds,
                     "finite": bool(jnp.all(jnp.isfinite(finite)))}}
@@ -126,22 +145,28 @@ def main() -> None:
     # piped into a log, rich would squeeze the 8-column table into 80 columns
     console = Console(width=None if sys.stdout.isatty() else 150)
 
-    # (label, env, drift, members, seeds, updates, reference); the runs of one group alternate
+    # (label, env, drift, members, seeds, updates, devices, reference); the runs of one
+    # group alternate. Ours run on all local devices (the product's default) and, for the
+    # same-footing comparison with the one-device yardstick, on one device.
     groups = []
     for label, env_id, members, seeds, updates, ref in (
             ("Breakout 1 seed", "Breakout-MinAtar", 1, 1, breakout_updates, "breakout_1seed"),
             ("CartPole 4 seeds", "CartPole-v1", 1, 4, cart_updates, "cartpole_4seeds"),
             ("CartPole 8 variants x 4 seeds", "CartPole-v1", 8, 4, cart_updates, "cartpole_8x4")):
-        groups.append([(f"{who}: {label}", env_id, name, members, seeds, updates, ref)
-                       for who, name in (("reference", "ppo"), ("yardstick", "peer"))])
+        who = [("ours", "ppo", None), ("ours, 1 device", "ppo", 1), ("yardstick", "peer", 1)]
+        if members * seeds == 1 or len(jax.local_devices()) == 1:
+            who = who[1:]  # one run, or one device: nothing to split
+        groups.append([(f"{name}: {label}", env_id, drift, members, seeds, updates, devices, ref)
+                       for name, drift, devices in who])
     for env_id, updates in (("CartPole-v1", cart_updates), ("Breakout-MinAtar", breakout_updates)):
         for members in (1, 8, 32):
-            groups.append([(f"{name} x {members}", env_id, name, members, 1, updates, None) for name in ("ppo", "lpo")])
+            groups.append([(f"{name} x {members}", env_id, name, members, 1, updates, None, None)
+                           for name in ("ppo", "lpo")])
 
     rows = []
     for group in groups:
-        measured = measure_together([(env_id, name, members, seeds, updates)
-                                     for _, env_id, name, members, seeds, updates, _ in group], args.repeats)
+        measured = measure_together([(env_id, name, members, seeds, updates, devices)
+                                     for _, env_id, name, members, seeds, updates, devices, _ in group], args.repeats)
         for (label, env_id, *_, ref), row in zip(group, measured):
             row["label"] = label
             if ref:
@@ -149,7 +174,7 @@ def main() -> None:
                 row["reference_steps_per_second"] = REFERENCE[ref]
                 row["vs_reference"] = row["env_steps_per_second"] / REFERENCE[ref]
             rows.append(row)
-            console.print(f"{label:42s} {env_id:17s} {row['env_steps_per_second']:>10,.0f} steps/s  "
+            console.print(f"{label:42s} {env_id:17s} {row['devices']} dev {row['env_steps_per_second']:>10,.0f} steps/s  "
                           f"compile {row['compile_seconds']:.1f}s" + (f"  {row['vs_reference']:.2f}x ref" if ref else ""))
     yardstick = {r["reference"]: r for r in rows if r["drift"] == "peer"}
     for r in rows:
@@ -157,16 +182,17 @@ def main() -> None:
             r["vs_yardstick"] = r["env_steps_per_second"] / yardstick[r["reference"]]["env_steps_per_second"]
 
     table = Table(title="inner loop: env steps per second (excl. compile)")
-    for col in ("run", "env", "members x seeds", "steps/s", "compile s", "vs reference", "vs yardstick",
+    for col in ("run", "env", "members x seeds", "devices", "steps/s", "compile s", "vs reference", "vs yardstick",
                 "lpo / ppo"):
         table.add_column(col, justify="right")
-    by = {(r["env"], r["drift"], r["members"], r["seeds"]): r for r in rows}
+    by = {(r["env"], r["drift"], r["members"], r["seeds"]): r for r in rows if "reference" not in r}
     for r in rows:
         ratio = ""
-        if r["drift"] == "lpo" and (r["env"], "ppo", r["members"], r["seeds"]) in by:
+        if r["drift"] == "lpo" and (r["env"], "ppo", r["members"], r["seeds"]) in by:  # same devices
             r["lpo_over_ppo"] = r["env_steps_per_second"] / by[r["env"], "ppo", r["members"], r["seeds"]]["env_steps_per_second"]
             ratio = f"{r['lpo_over_ppo']:.2f}"
-        table.add_row(r["label"], r["env"], f"{r['members']} x {r['seeds']}", f"{r['env_steps_per_second']:,.0f}",
+        table.add_row(r["label"], r["env"], f"{r['members']} x {r['seeds']}", str(r["devices"]),
+                      f"{r['env_steps_per_second']:,.0f}",
                       f"{r['compile_seconds']:.1f}", f"{r['vs_reference']:.2f}x" if "vs_reference" in r else "",
                       f"{r['vs_yardstick']:.2f}x" if "vs_yardstick" in r else "", ratio)
     console.print(table)
@@ -176,7 +202,8 @@ def main() -> None:
         console.print(f"memory {m['env']:17s} {m['updates']:5d} updates: temp {m['temp_bytes'] / 2**20:8.2f} MiB, "
                       f"output {m['output_bytes'] / 2**10:8.1f} KiB")
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    write_json_atomic(args.out, {"device": str(jax.devices()[0]), "cpu_count": os.cpu_count(), "runs": rows,
+    write_json_atomic(args.out, {"device": str(jax.devices()[0]), "local_devices": len(jax.local_devices()),
+                                 "cpu_count": os.cpu_count(), "runs": rows,
                                  "memory": memory})
     console.print(f"wrote {args.out}")
 
