@@ -5,7 +5,7 @@
    busy: its ops are small, and the intra-op thread pool gains little on them (CartPole-v1,
    4 vmapped seeds: 116k env steps/s pinned to one core of this 2-core host, 96k on both).
    With a device per core, `inner_loop.parallel` splits vmapped seeds and members over the
-   devices and every core trains its own share (same host: 2.2x). Plain `jit` code is not
+   devices and every core trains its own share (same host: about 2x). Plain `jit` code is not
    affected: it runs on device 0 as before. On a GPU host the CPU devices are unused.
 2. **The concurrency-optimised CPU scheduler off.** On a 2-core CPU with jax 0.10 it was
    seen to hang forever inside `block_until_ready` when a trainer was vmapped over 3+

@@ -56,7 +56,8 @@ def shard_runs(fn: Callable, mesh: Mesh | None) -> Callable:
     if mesh is None:
         return fn
     spec = PartitionSpec(RUNS_AXIS)
-    # check_vma=False: every input is split, nothing is replicated, so no collective is
-    # needed; the check would ask every scan carry the trainer builds from constants to be
-    # marked "varying" by hand.
+    # check_vma=False: the runs never communicate, so no collective is needed (values `fn`
+    # closes over, e.g. drift params, are constants every device holds; tests/sharded_seeds.py
+    # checks the compiled program has no collective). The check would ask every scan carry
+    # the trainer builds from constants to be marked "varying" by hand.
     return jax.shard_map(fn, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
