@@ -49,9 +49,9 @@ def train_seeds(config: TrainConfig, drift: Drift, drift_params: Any, num_seeds:
                 target_chunks: int = 50) -> SeedsResult:
     """Train `num_seeds` vmapped seeds of one drift; seed i uses `split(key, num_seeds)[i]`.
 
-    The seeds are split over the local devices (`inner_loop.parallel`); the numbers are
-    those of one device. `key` must not be one the drift params were drawn from (split a
-    root key first).
+    The seeds are split over the local devices (`inner_loop.parallel`, which says how
+    that, like the number of seeds, can change float rounding). `key` must not be one the
+    drift params were drawn from (split a root key first).
     """
     trainer = make_train(config, drift)
     hparams = trainer.default_hparams()

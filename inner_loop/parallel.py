@@ -2,10 +2,17 @@
 
 Runs of a vmapped trainer never talk to each other, so scaling out is a one-axis mesh over
 the local devices with the runs axis split over it (`shard_map`): each device trains its
-share, with no communication, and the numbers are those of the plain vmap. On CPU,
-`inner_loop` asks XLA for one device per core (see `inner_loop._xla`), so this is how a
-vmapped batch of runs uses every core. A batch that does not divide over the devices is
-padded with copies of its last run, whose results are dropped.
+share, with no communication. On CPU, `inner_loop` asks XLA for one device per core (see
+`inner_loop._xla`), so this is how a vmapped batch of runs uses every core. A batch that
+does not divide over the devices is padded with copies of its last run, whose results are
+dropped.
+
+Each run computes what it computes in the plain vmap, but XLA compiles the vmap for the
+per-device batch size, and (as for any change of vmap batch size, on one device too) that
+can change float rounding. Short runs agree to 1e-5 (tests); long, chaotic ones drift
+apart after some updates. Measured, CartPole-v1 at lr 1e-2 and 16 seeds: 16 seeds on 1
+device and 8 seeds on 1 device part after 6-13 updates; 16 seeds on 2 devices match 8
+seeds on 1 device bit for bit.
 """
 
 from __future__ import annotations

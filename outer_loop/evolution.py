@@ -29,7 +29,8 @@ def make_population_fitness(configs: Sequence[TrainConfig], drift: Drift, refere
 
     With `mesh` (a one-axis `jax.sharding.Mesh`, see `outer_loop.sharding`) the members are
     split over its devices with `shard_map`; each device trains its own members, and only
-    the final returns are gathered. The numbers do not change.
+    the final returns are gathered. Each run computes the same thing, up to the float
+    rounding of the per-device batch size (see `inner_loop.parallel`).
     """
     trainers = [make_train(config, drift) for config in configs]
     references = jnp.asarray(reference_returns, jnp.float32)
