@@ -32,7 +32,7 @@ class TrainConfig:
     update_epochs: int = 4  # passes over each rollout batch
     num_minibatches: int = 4  # minibatches per epoch; must divide num_envs * num_steps
     lr: float = 2.5e-4  # Adam learning rate (policy and value)
-    anneal_lr: bool = True  # decay the learning rate linearly to zero over training
+    anneal_lr: bool = True  # decay the learning rate (and a KL ball's radius) linearly to zero over training
     gamma: float = 0.99  # discount factor
     gae_lambda: float = 0.95  # GAE lambda
     ent_coef: float = 0.01  # entropy bonus coefficient
