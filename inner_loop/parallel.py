@@ -59,10 +59,11 @@ def pad_runs(tree, size: int):
 
 def shard_runs(fn: Callable, mesh: Mesh | None) -> Callable:
     """`fn` (vmapped over axis 0 of every argument and output) with that axis split over
-    `mesh`; `fn` itself when `mesh` is None. Axis 0 must be a multiple of the mesh's size."""
+    the one axis of `mesh`; `fn` itself when `mesh` is None. Axis 0 must be a multiple of
+    the mesh's size."""
     if mesh is None:
         return fn
-    spec = PartitionSpec(RUNS_AXIS)
+    spec = PartitionSpec(*mesh.axis_names)
     # check_vma=False: the runs never communicate, so no collective is needed (values `fn`
     # closes over, e.g. drift params, are constants every device holds; tests/sharded_seeds.py
     # checks the compiled program has no collective). The check would ask every scan carry

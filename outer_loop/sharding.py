@@ -18,6 +18,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from inner_loop.errors import ConfigError
+from inner_loop.parallel import shard_runs
 
 MEMBERS_AXIS = "members"
 
@@ -45,12 +46,8 @@ def member_mesh(population_size: int, devices=None, *, use_all: bool | None = No
 
 def shard_members(fn: Callable, mesh: Mesh) -> Callable:
     """`fn(*args)` with axis 0 of every argument split over `mesh`; outputs gathered."""
-    spec = PartitionSpec(MEMBERS_AXIS)
+    sharded = shard_runs(fn, mesh)
     replicated = NamedSharding(mesh, PartitionSpec())
-    # check_vma=False: every input is split over the mesh, so no value is replicated and
-    # no collective is needed; the check would otherwise ask each scan carry of the
-    # trainer (initialised from constants) to be cast to "varying" by hand.
-    sharded = jax.shard_map(fn, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
 
     def gathered(*args):
         # Gather the (small) outputs to every device, so what follows (fitness shaping, the
