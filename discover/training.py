@@ -62,17 +62,15 @@ def train_seeds(config: TrainConfig, drift: Drift, drift_params: Any, num_seeds:
     def init_fn(keys):
         return jax.vmap(lambda k: trainer.init(k, hparams))(keys)
 
-    def run_chunk_fn(state):
-        return jax.vmap(lambda s: trainer.run_updates(s, drift_params, hparams, chunk))(state)
-
-    def whole_run(state):  # traced only, never run: the shapes of the per-update metrics
-        return jax.vmap(lambda s: trainer.run_updates(s, drift_params, hparams, trainer.num_updates))(state)
+    def run_fn(state, num_updates):
+        return jax.vmap(lambda s: trainer.run_updates(s, drift_params, hparams, num_updates))(state)
 
     start = time.perf_counter()
     init = jax.jit(shard_runs(init_fn, mesh)).lower(keys).compile()
     state_shape = jax.eval_shape(init_fn, keys)
-    run_chunk = jax.jit(shard_runs(run_chunk_fn, mesh)).lower(state_shape).compile()
-    per_update_shape = jax.eval_shape(whole_run, state_shape)[1]
+    run_chunk = jax.jit(shard_runs(lambda s: run_fn(s, chunk), mesh)).lower(state_shape).compile()
+    # the whole run is traced only, never run: the shapes of the per-update metrics
+    per_update_shape = jax.eval_shape(lambda s: run_fn(s, trainer.num_updates), state_shape)[1]
     summarize = jax.jit(shard_runs(jax.vmap(trainer.summarize), mesh)).lower(per_update_shape).compile()
     compile_seconds = time.perf_counter() - start
 
