@@ -37,6 +37,17 @@ def test_trpo_alias_runs_the_kl_ball(tmp_path):
     assert main(["train", "--drift", "trpo", "--seeds", "1", *TINY, "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     assert result["config"]["neighbourhood"] == "kl_ball"
+    assert result["config"]["lr"] == 1e-3  # its critic's lr on CartPole-v1 (the env's default)
+
+
+def test_trpo_critic_lr_on_cartpole_is_a_default_that_set_changes():
+    from discover.cli import resolve_train
+    from inner_loop import preset
+
+    assert resolve_train("CartPole-v1", "trpo", [])[0].lr == 1e-3
+    assert resolve_train("CartPole-v1", "trpo", ["lr=3e-4"])[0].lr == 3e-4
+    assert resolve_train("CartPole-v1", "ppo", [])[0] == preset("CartPole-v1")  # PPO keeps the preset
+    assert resolve_train("Acrobot-v1", "trpo", [])[0].lr == preset("Acrobot-v1").lr  # other envs: the preset
 
 
 @pytest.mark.parametrize("args,fragment", [
