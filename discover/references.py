@@ -4,7 +4,8 @@ A member's fitness on an env is its final return divided by PPO's final return o
 same inner-loop config. The references are measured by the project
 (`scripts/ppo_references.py` runs PPO over many seeds and writes
 `discover/data/ppo_references.json`), never typed in by hand; an entry matches a config
-only if every inner-loop field is equal. A sweep whose config has no stored entry
+only if every inner-loop field the run reads is equal (`TrainConfig.fields_read`: a
+TRPO-only setting such as `kl_delta` does not separate two PPO configs). A sweep whose config has no stored entry
 measures it at start-up the same way and keeps it in its run folder.
 """
 
@@ -18,6 +19,7 @@ import numpy as np
 
 from discover.outputs import package_versions
 from inner_loop import TrainConfig, drifts
+from inner_loop.config import fields_read
 
 DATA_FILE = "ppo_references.json"
 FORMAT_VERSION = 1
@@ -30,10 +32,10 @@ def stored_references() -> list[dict]:
 
 
 def find_reference(config: TrainConfig, entries: list[dict] | None = None) -> dict | None:
-    """The stored entry measured on exactly `config`, or None."""
-    wanted = config.to_dict()
+    """The stored entry measured on a config that trains exactly as `config` does, or None."""
+    wanted = config.fields_read()
     for entry in stored_references() if entries is None else entries:
-        if entry["config"] == wanted:
+        if fields_read(entry["config"]) == wanted:
             return entry
     return None
 

@@ -19,6 +19,15 @@ from inner_loop.errors import ConfigError
 
 ACTIVATIONS = ("tanh", "relu", "gelu", "silu")
 NEIGHBOURHOODS = ("none", "kl_ball")
+# Read only by the KL-ball neighbourhood (TRPO's update); a run without it ignores them.
+KL_BALL_FIELDS = ("kl_delta", "cg_iters", "cg_damping", "line_search_steps")
+
+
+def fields_read(config_dict: dict) -> dict:
+    """A `TrainConfig.to_dict()` less the fields that run never reads (the KL ball's,
+    without one): two configs with equal `fields_read` train identically."""
+    unread = KL_BALL_FIELDS if config_dict.get("neighbourhood") == "none" else ()
+    return {k: v for k, v in config_dict.items() if k not in unread}
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,10 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def fields_read(self) -> dict:
+        """`to_dict()` less the fields this run never reads: see `fields_read`."""
+        return fields_read(self.to_dict())
 
     def validate(self) -> "TrainConfig":
         """Raise ConfigError (one line) for values the trainer cannot run."""

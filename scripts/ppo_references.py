@@ -3,7 +3,7 @@
 The sweep's fitness divides a member's final return by PPO's on the same inner-loop config
 (DESIGN.md section 3). This script trains PPO over many vmapped seeds for each training env
 of the named presets and writes the results into `discover/data/ppo_references.json`
-(replacing an entry with the same config), so sweeps look them up instead of re-measuring.
+(replacing an entry that trains as the same config does), so sweeps look them up instead of re-measuring.
 
     python scripts/ppo_references.py --presets quick --seeds 16
 """
@@ -19,7 +19,7 @@ import inner_loop  # noqa: F401  (XLA flag before jax)
 import jax
 
 from discover.outputs import write_json_atomic
-from discover.references import FORMAT_VERSION, measure_reference
+from discover.references import FORMAT_VERSION, find_reference, measure_reference
 from discover.sweep_config import get_preset
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "discover", "data", "ppo_references.json")
@@ -39,7 +39,8 @@ def main() -> int:
         for i, config in enumerate(get_preset(preset_name).train_configs()):
             key = jax.random.fold_in(jax.random.PRNGKey(args.seed), i)
             entry = measure_reference(config, args.seeds, key)
-            entries = [e for e in entries if e["config"] != entry["config"]] + [entry]
+            # Replace any entry that trains as this config does (it would match the same sweeps).
+            entries = [e for e in entries if find_reference(config, [e]) is None] + [entry]
             print(f"{preset_name}: PPO on {config.env_id}, {config.env_steps:,} steps, {args.seeds} seeds: "
                   f"{entry['ppo_reference_return']:.2f} +- {entry['std']:.2f}", flush=True)
             write_json_atomic(DATA, {"format_version": FORMAT_VERSION, "note": data.get("note", ""),

@@ -12,6 +12,7 @@ import pytest
 
 from discover.cli import main
 from discover.drift_file import load_drift
+from discover.references import find_reference
 from discover.sweep_config import apply_sweep_overrides, get_preset, load_config_file
 from inner_loop.errors import ConfigError
 from wandb_records import artifact_names, history_rows
@@ -134,6 +135,27 @@ def test_ctrl_c_checkpoints_the_current_generation_then_resume_gives_the_same_nu
         assert os.path.exists(tmp_path / "stopped" / "checkpoints" / f"gen_{done:06d}.npz")
     assert main(["sweep", "--resume", str(tmp_path / "stopped"), "--wandb", "disabled"]) == 0
     assert numbers(read_metrics(tmp_path / "stopped")) == numbers(read_metrics(uninterrupted))
+
+
+def test_the_quick_preset_has_a_stored_ppo_reference():
+    # Without one, the README's main job re-measures PPO (16 seeds) before every sweep; a
+    # preset change that PPO does not read (kl_delta, for TRPO) once caused exactly that.
+    for config in get_preset("quick").train_configs():
+        entry = find_reference(config)
+        assert entry is not None and entry["seeds"] >= 16 and entry["ppo_reference_return"] > 0
+
+
+def test_a_reference_matches_only_configs_that_train_the_same():
+    config = get_preset("quick").train_configs()[0]
+    entry = {"config": config.to_dict()}
+    # The KL ball's settings are not read without the ball ...
+    assert find_reference(config.replace(kl_delta=0.123, cg_iters=3), [entry]) is entry
+    # ... but are with it, and every other field counts.
+    assert find_reference(config.replace(neighbourhood="kl_ball"), [entry]) is None
+    assert find_reference(config.replace(neighbourhood="kl_ball", kl_delta=0.123),
+                          [{"config": config.replace(neighbourhood="kl_ball").to_dict()}]) is None
+    assert find_reference(config.replace(lr=config.lr * 2), [entry]) is None
+    assert find_reference(config, [{"config": {**config.to_dict(), "new_field": 1}}]) is None
 
 
 def test_config_file_with_preset_and_overrides(tmp_path):
