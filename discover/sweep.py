@@ -35,7 +35,7 @@ from discover.sweep_config import SweepConfig, apply_sweep_settings
 from inner_loop import drifts
 from inner_loop.errors import ConfigError
 from outer_loop import EvolutionState, evolve, make_generation, make_population_fitness, make_strategy
-from outer_loop.sharding import member_mesh
+from outer_loop.sharding import member_mesh, replicate
 
 WANDB_MODES = ("online", "offline", "disabled")
 RESUMABLE_KEYS = ("generations", "checkpoint_every", "generations_per_call")
@@ -167,8 +167,8 @@ def build_machinery(config: SweepConfig, references: list[float]) -> _Machinery:
 
     def run_generations(state, n):
         # evosax returns some scalars weakly typed in one place and strongly in another;
-        # jit keys its cache on weak types, so normalise them or every call recompiles.
-        return evolve_jit(strong_types(state), n)
+        # jit keys its cache on weak types and shardings, so normalise both or calls recompile.
+        return evolve_jit(replicate(strong_types(state), mesh), n)
 
     return _Machinery(drift=drift, strategy=strategy, es_params=es_params, initial_state=initial,
                       run_generations=run_generations,

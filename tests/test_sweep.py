@@ -1,12 +1,14 @@
 """`discover sweep` end to end on a tiny config: run folder, wandb offline, resume, bad input."""
 
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
 
+import jax
 import numpy as np
 import pytest
 
@@ -135,6 +137,24 @@ def test_ctrl_c_checkpoints_the_current_generation_then_resume_gives_the_same_nu
         assert os.path.exists(tmp_path / "stopped" / "checkpoints" / f"gen_{done:06d}.npz")
     assert main(["sweep", "--resume", str(tmp_path / "stopped"), "--wandb", "disabled"]) == 0
     assert numbers(read_metrics(tmp_path / "stopped")) == numbers(read_metrics(uninterrupted))
+
+
+@pytest.mark.skipif(jax.device_count() < 2, reason="needs the population split over devices")
+def test_generations_compile_once_whatever_device_the_state_comes_from(caplog):
+    # The initial (and a loaded checkpoint's) state sits on one device; a generation returns
+    # it replicated over the mesh. Unless inputs are placed the same way, call 2 recompiles.
+    from discover.sweep import build_machinery
+
+    config = apply_sweep_overrides(get_preset("quick"), TINY)
+    machinery = build_machinery(config, [100.0])
+    state = machinery.initial_state
+    with jax.log_compiles(True), caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            state, _ = machinery.run_generations(state, 1)
+        loaded = jax.tree.map(np.asarray, state)  # as a checkpoint gives it back
+        machinery.run_generations(loaded, 1)
+    compiles = [r for r in caplog.records if "Finished XLA compilation of jit(<lambda>)" in r.getMessage()]
+    assert len(compiles) == 1
 
 
 def test_the_quick_preset_has_a_stored_ppo_reference():
