@@ -34,7 +34,9 @@ from discover.outputs import ensure_writable_dir, package_versions, write_json_a
 from discover.sweep_config import SweepConfig, apply_sweep_settings
 from inner_loop import drifts
 from inner_loop.errors import ConfigError
-from outer_loop import EvolutionState, evolve, make_generation, make_population_fitness, make_strategy
+from inner_loop.parallel import runs_mesh
+from outer_loop import (EvolutionState, evolve, make_drift_fitness, make_generation, make_population_fitness,
+                        make_strategy)
 from outer_loop.sharding import member_mesh, replicate
 
 WANDB_MODES = ("online", "offline", "disabled")
@@ -161,7 +163,8 @@ def build_machinery(config: SweepConfig, references: list[float]) -> _Machinery:
                                                  mesh=mesh)
     generation = make_generation(strategy, es_params, population_fitness)
     initial = EvolutionState(strategy.init(es_key, solution, es_params), run_key)
-    mean_fitness = make_population_fitness(train_configs, drift, references, config.mean_drift_seeds)
+    mean_fitness = make_drift_fitness(train_configs, drift, references, config.mean_drift_seeds,
+                                      mesh=runs_mesh(config.mean_drift_seeds))
     steps = config.population_size * config.seeds_per_member * sum(c.env_steps for c in train_configs)
     evolve_jit = jax.jit(lambda s, n: evolve(generation, s, n), static_argnums=1)
 
@@ -172,7 +175,7 @@ def build_machinery(config: SweepConfig, references: list[float]) -> _Machinery:
 
     return _Machinery(drift=drift, strategy=strategy, es_params=es_params, initial_state=initial,
                       run_generations=run_generations,
-                      mean_fitness=jax.jit(lambda k, p: mean_fitness(k, jax.tree.map(lambda x: x[None], p))),
+                      mean_fitness=jax.jit(mean_fitness),
                       env_steps_per_generation=steps)
 
 
@@ -289,7 +292,8 @@ def _checkpoint(run_dir, config, machinery, state, generation, header, wandb_run
     from discover.drift_file import save_drift
     from discover.figures import drift_landscapes_png
 
-    mean_params = machinery.strategy.get_mean(state["evolution"].es_state)
+    # On the host: the mean is scored on this process's devices, whatever mesh it came from.
+    mean_params = jax.device_get(machinery.strategy.get_mean(state["evolution"].es_state))
     key = jax.random.fold_in(jax.random.PRNGKey(config.seed + 1), generation)
     fitness, returns = machinery.mean_fitness(key, mean_params)
     mean_fitness = float(fitness[0])

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 
 from inner_loop import TrainConfig, make_train
 from inner_loop.drifts import Drift
+from inner_loop.parallel import pad_runs, padded_size, shard_runs
 from outer_loop.fitness import normalized_fitness
 from outer_loop.sharding import shard_members
 
@@ -61,6 +62,30 @@ def make_population_fitness(configs: Sequence[TrainConfig], drift: Drift, refere
         return normalized_fitness(final_returns, references), final_returns
 
     return population_fitness
+
+
+def make_drift_fitness(configs: Sequence[TrainConfig], drift: Drift, reference_returns: Sequence[float],
+                       num_seeds: int, mesh: Any = None) -> Callable:
+    """`drift_fitness(key, params) -> (fitness (1,), final returns (1, envs, seeds))` of one
+    drift (e.g. the search mean at a checkpoint), scored as `make_population_fitness`
+    scores a member with these seeds. With `mesh` (`inner_loop.parallel.runs_mesh`) its
+    seeds are split over the devices, since one drift leaves no members to split.
+    """
+    trainers = [make_train(config, drift) for config in configs]
+    references = jnp.asarray(reference_returns, jnp.float32)
+    size = padded_size(num_seeds, mesh)
+    # The params carry the runs axis too (see outer_loop.sharding on replicated inputs).
+    runs = [shard_runs(jax.vmap(lambda params, key, t=trainer: t(key, params)["final_return"]), mesh)
+            for trainer in trainers]
+
+    def drift_fitness(key, params):
+        seed_keys = jax.random.split(key, (len(trainers), num_seeds))  # as a population of one gets
+        copies = jax.tree.map(lambda x: jnp.broadcast_to(x, (size,) + x.shape), params)
+        final_returns = jnp.stack([run(copies, pad_runs(keys, size))[:num_seeds]
+                                   for run, keys in zip(runs, seed_keys)])[None]
+        return normalized_fitness(final_returns, references), final_returns
+
+    return drift_fitness
 
 
 def make_generation(strategy, es_params, population_fitness: Callable) -> Callable:

@@ -1,4 +1,4 @@
-"""Run one sweep generation on however many devices XLA_FLAGS gives; print its numbers as JSON.
+"""Run two sweep generations, then score their mean drift, on however many devices XLA_FLAGS gives; print its numbers as JSON.
 
 Used by tests/test_outer_loop.py to compare 1 device with 4 forced CPU devices.
 """
@@ -18,6 +18,8 @@ config = apply_sweep_overrides(get_preset("quick"), [
 machinery = build_machinery(config, [20.0])
 state, metrics = machinery.run_generations(machinery.initial_state, 2)
 mean = machinery.strategy.get_mean(state.es_state)
+mean_fitness, mean_returns = machinery.mean_fitness(jax.random.PRNGKey(7), jax.device_get(mean))
 print(json.dumps({"devices": len(jax.devices()),
+                  "mean_drift_returns": np.asarray(mean_returns).tolist(),
                   "fitness": np.asarray(metrics["fitness"]).tolist(),
                   "mean": [np.asarray(x).tolist() for x in jax.tree.leaves(mean)]}))

@@ -7,8 +7,8 @@ import pytest
 
 from inner_loop import TrainConfig, drifts
 from inner_loop.errors import ConfigError
-from outer_loop import (EvolutionState, evolve, make_generation, make_population_fitness, make_strategy,
-                        normalized_fitness, worst_if_not_finite)
+from outer_loop import (EvolutionState, evolve, make_drift_fitness, make_generation, make_population_fitness,
+                        make_strategy, normalized_fitness, worst_if_not_finite)
 
 
 def test_fitness_is_mean_over_envs_of_seed_mean_over_reference():
@@ -99,6 +99,29 @@ def test_population_sharded_over_4_devices_gives_the_same_numbers_as_1_device():
     # float32 reductions differently, so the new mean agrees to rounding (seen: 6e-9).
     for a, b in zip(four["mean"], one["mean"]):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    # The mean drift's 8 seeds run 2 per device on 4 devices: the same runs at another vmap
+    # size, so equal up to float rounding (inner_loop.parallel).
+    np.testing.assert_allclose(four["mean_drift_returns"], one["mean_drift_returns"], rtol=1e-5)
+    assert len(set(np.ravel(one["mean_drift_returns"]))) > 1
+
+
+def test_one_drift_scored_over_split_seeds_equals_a_population_of_one():
+    from inner_loop.parallel import runs_mesh
+
+    config = TrainConfig(env_id="CartPole-v1", total_timesteps=4 * 16 * 2, num_envs=4, num_steps=16,
+                         update_epochs=1, num_minibatches=1)
+    acrobot = config.replace(env_id="Acrobot-v1")
+    drift = drifts.get("lpo", hidden_size=4, init_scale=0.1)
+    params = drift.init(jax.random.PRNGKey(0))
+    key = jax.random.PRNGKey(3)
+    population = make_population_fitness([config, acrobot], drift, [20.0, 50.0], seeds_per_member=3)
+    want_fitness, want = jax.jit(population)(key, jax.tree.map(lambda x: x[None], params))
+    for mesh in (None, runs_mesh(3)):  # 3 seeds: padded to a multiple of the devices
+        fitness, returns = jax.jit(make_drift_fitness([config, acrobot], drift, [20.0, 50.0], 3, mesh=mesh))(
+            key, params)
+        assert returns.shape == (1, 2, 3)
+        np.testing.assert_allclose(returns, want, rtol=1e-5)
+        np.testing.assert_allclose(fitness, want_fitness, rtol=1e-5)
 
 
 def test_population_that_does_not_split_over_every_device_of_several_hosts_is_a_one_line_error():
