@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ from typing import Any, Callable, NamedTuple
 
 # inner_loop first: importing the package sets the XLA CPU flag before jax starts.
 from inner_loop.config import field_types
+from inner_loop.drifts import Drift
 from inner_loop.errors import ConfigError
 
 import jax  # noqa: E402
@@ -211,6 +213,32 @@ def axiom_points(config: VerifyConfig, rng: np.random.Generator) -> tuple[np.nda
     return np.concatenate([r, rand_r]), np.concatenate([a, rand_a]), np.concatenate([p, rand_p])
 
 
+def _split_params(drift_fn: DriftFn) -> tuple[Callable, Any]:
+    """`(fn(params, r, a, p), params)` for `drift_fn(r, a, p)`.
+
+    A drift with bound parameters (`discover.drift_file.LoadedDrift`: a hashable zoo `Drift`
+    and its params) is split, so the compiled checks are reused for every parameter value of
+    that drift (a sweep checks two drift files per checkpoint); any other callable is
+    closed over, and compiled afresh.
+    """
+    drift, params = getattr(drift_fn, "drift", None), getattr(drift_fn, "params", None)
+    if isinstance(drift, Drift) and params is not None:
+        return drift, params
+    return (lambda _, r, a, p: drift_fn(r, a, p)), ()
+
+
+@functools.lru_cache(maxsize=16)
+def _axiom_programs(fn: Callable) -> tuple[Callable, Callable]:
+    """Jitted `values(params, r, a, p)` and `slopes(params, r, a, p)` (dd/dr per point)."""
+
+    def scalar_drift(r, params, a, p):
+        return jnp.sum(fn(params, r, a, p))  # sum: a scalar even if the drift adds a length-1 axis
+
+    values = jax.jit(lambda params, r, a, p: jnp.broadcast_to(fn(params, r, a, p), r.shape))
+    slopes = jax.jit(lambda params, r, a, p: jax.vmap(jax.grad(scalar_drift), (0, None, 0, 0))(r, params, a, p))
+    return values, slopes
+
+
 def check_axioms(drift_fn: DriftFn, config: VerifyConfig | None = None,
                  rng: np.random.Generator | None = None) -> AxiomResult:
     """Check the per-sample axioms of `drift_fn(ratio, advantage, progress)` numerically.
@@ -223,12 +251,15 @@ def check_axioms(drift_fn: DriftFn, config: VerifyConfig | None = None,
     rng = axiom_rng(config.seed) if rng is None else rng
     ratio64, adv64, prog64 = axiom_points(config, rng)
     ratio, adv, prog = (jnp.asarray(x, jnp.float32) for x in (ratio64, adv64, prog64))
+    fn, params = _split_params(drift_fn)
+    values_program, slopes_program = _axiom_programs(fn)
 
-    def scalar_drift(r, a, p):
-        return jnp.sum(drift_fn(r, a, p))  # sum: a scalar even if the drift adds a length-1 axis
+    def values_fn(r, a, p):
+        return values_program(params, r, a, p)
 
-    values_fn = jax.jit(lambda r, a, p: jnp.broadcast_to(drift_fn(r, a, p), r.shape))
-    slope_fn = jax.jit(jax.vmap(jax.grad(scalar_drift)))
+    def slope_fn(r, a, p):
+        return slopes_program(params, r, a, p)
+
     values = np.asarray(values_fn(ratio, adv, prog), np.float64)
     slopes = np.asarray(slope_fn(ratio, adv, prog), np.float64)
 
@@ -270,16 +301,17 @@ def check_axioms(drift_fn: DriftFn, config: VerifyConfig | None = None,
     ok = bool(np.all(np.abs(slope_at_one) <= config.axiom_atol))
     checks.append(AxiomCheck("zero slope at identity (grad)", ok, float(slope_at_one[i]), point(i, 1.0),
                              f"max |dd/dr(1, A)| = {_fmt(abs(slope_at_one[i]))} at {_fmt_point(point(i, 1.0))}"))
-    checks.append(_two_sided_slope_check(drift_fn, adv64, prog64))
+    checks.append(_two_sided_slope_check(values_fn, adv64, prog64))
     return AxiomResult(tuple(checks), points=int(ratio.size))
 
 
-def _two_sided_slope_check(drift_fn: DriftFn, adv: np.ndarray, prog: np.ndarray) -> AxiomCheck:
+def _two_sided_slope_check(values: DriftFn, adv: np.ndarray, prog: np.ndarray) -> AxiomCheck:
     """Zero one-sided derivatives at r = 1 from difference quotients in float64.
 
     `q(h) = |d(1 +- h) - d(1)| / h`. If the drift is differentiable with zero slope, q
     shrinks with h (like h for a smooth minimum, or is 0 on a flat region); at a kink it
     stays put. Fail where `q(h_small) > sqrt(h_small / h_large) q(h_large) + FD_FLOOR`.
+    `values(r, a, p)`: the drift at every point, jitted (with float64 inputs here).
     """
     name = "zero slope at identity (two-sided, float64)"
     # A handful of (A, progress) pairs is enough per sign: use the set's distinct ones, capped.
@@ -289,7 +321,6 @@ def _two_sided_slope_check(drift_fn: DriftFn, adv: np.ndarray, prog: np.ndarray)
     with jax.enable_x64(True):
         a = jnp.asarray(pairs[:, 0], jnp.float64)
         p = jnp.asarray(pairs[:, 1], jnp.float64)
-        values = jax.jit(lambda r, a, p: jnp.broadcast_to(drift_fn(r, a, p), r.shape))
         base = values(jnp.ones_like(a), a, p)
         precise = base.dtype == jnp.float64
         h_large, h_small = FD_STEPS_FLOAT64 if precise else FD_STEPS_FLOAT32

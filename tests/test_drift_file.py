@@ -138,3 +138,19 @@ def test_no_half_written_file_when_writing_fails(tmp_path, lpo_file):
         save_drift(str(target), drift, params, {"not json": object()})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lpo.drift.npz"]  # no out.*, no temp file
     assert zipfile.is_zipfile(lpo_file[0])
+
+
+def test_saving_new_params_of_the_same_drift_does_not_compile_the_axiom_checks_again(tmp_path, caplog):
+    # A sweep writes two drift files per checkpoint, each with an axiom check; compiling the
+    # checks for every file cost about 1 s of each checkpoint.
+    import logging
+
+    drift = drifts.get("lpo", hidden_size=4)
+    params = drift.init(jax.random.PRNGKey(0))
+    save_drift(str(tmp_path / "a.drift.npz"), drift, params)
+    with jax.log_compiles(True), caplog.at_level(logging.WARNING):
+        save_drift(str(tmp_path / "b.drift.npz"), drift, jax.tree.map(lambda x: x + 0.3, params))
+    assert not [r for r in caplog.records if "Finished XLA compilation of jit(<lambda>)" in r.getMessage()]
+    a, b = (discover.load_drift(str(tmp_path / f"{n}.drift.npz")) for n in "ab")
+    assert a.metadata["axiom_check"]["passed"] and b.metadata["axiom_check"]["passed"]
+    assert float(a(1.5, 1.0)) != float(b(1.5, 1.0))
