@@ -72,9 +72,9 @@ def resolve_sweep(args):
 
 def cmd_sweep(args) -> int:
     if args.distributed:
-        import jax
+        from discover.cli import initialize_distributed
 
-        jax.distributed.initialize()  # coordinator, process count and id from the environment
+        initialize_distributed()  # done already when run as `discover sweep --distributed`
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 

@@ -13,10 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import flax.struct
-import gymnax
 import jax
 import jax.numpy as jnp
-from gymnax.environments import spaces
 
 from inner_loop.errors import ConfigError
 
@@ -24,8 +22,17 @@ from inner_loop.errors import ConfigError
 UNSUPPORTED_ENVS = {"MNISTBandit-bsuite": "it downloads MNIST at reset time"}
 
 
+def _gymnax():
+    # Imported when first needed, not with the package: importing gymnax starts JAX's
+    # backend (one of its envs builds an array at import), and `discover sweep
+    # --distributed` must call jax.distributed.initialize() before that happens.
+    import gymnax
+
+    return gymnax
+
+
 def supported_env_ids() -> list[str]:
-    return [e for e in gymnax.registered_envs if e not in UNSUPPORTED_ENVS]
+    return [e for e in _gymnax().registered_envs if e not in UNSUPPORTED_ENVS]
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,9 @@ def make_env(env_id: str) -> EnvSpec:
     """Build the gymnax env for `env_id`, or raise ConfigError naming the allowed ids."""
     if env_id in UNSUPPORTED_ENVS:
         raise ConfigError(f"env id {env_id!r} is not supported: {UNSUPPORTED_ENVS[env_id]}")
+    gymnax = _gymnax()
+    from gymnax.environments import spaces
+
     if env_id not in gymnax.registered_envs:
         raise ConfigError(f"unknown env id {env_id!r}; allowed: {', '.join(supported_env_ids())}")
     env, env_params = gymnax.make(env_id)

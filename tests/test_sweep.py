@@ -139,6 +139,38 @@ def test_ctrl_c_checkpoints_the_current_generation_then_resume_gives_the_same_nu
     assert numbers(read_metrics(tmp_path / "stopped")) == numbers(read_metrics(uninterrupted))
 
 
+def test_distributed_sweep_over_two_processes_gives_the_same_numbers(uninterrupted, tmp_path):
+    # Two processes on this host, as `jax.distributed` runs one per host: the population is
+    # split over both processes' devices and only process 0 writes the run folder.
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "discover", *sweep_args(tmp_path, "dist", 2), "--distributed"]
+    processes = [subprocess.Popen(command, env={**os.environ, "JAX_COORDINATOR_ADDRESS": f"localhost:{port}",
+                                                "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": str(i)},
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    for process in processes:
+        _, stderr = process.communicate(timeout=900)
+        assert process.returncode == 0, stderr[-3000:]
+    rows, want = read_metrics(tmp_path / "dist"), read_metrics(uninterrupted)[:2]
+    assert [r["generation"] for r in rows] == [1, 2]
+    for row, expected in zip(rows, want):  # other per-device batch sizes: equal up to rounding
+        for key in ("fitness_mean", "fitness_max", "fitness_min", "mean_drift_fitness"):
+            if key in expected:
+                assert row[key] == pytest.approx(expected[key], rel=1e-5), key
+
+
+def test_distributed_without_a_cluster_environment_is_a_one_line_error(capsys, monkeypatch):
+    for var in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID", "SLURM_JOB_ID"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("JAX_NUM_PROCESSES", "two")
+    assert main(["sweep", "--distributed"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "discover sweep: error: JAX_NUM_PROCESSES='two' is not allowed; it must be an integer")
+
+
 @pytest.mark.skipif(jax.device_count() < 2, reason="needs the population split over devices")
 def test_generations_compile_once_whatever_device_the_state_comes_from(caplog):
     # The initial (and a loaded checkpoint's) state sits on one device; a generation returns
