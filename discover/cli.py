@@ -35,6 +35,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
+def seed_argument(text: str) -> int:
+    """argparse type of a --seed: an integer in [0, MAX_SEED] (a one-line usage error if not)."""
+    from inner_loop.config import check_seed
+
+    try:
+        return check_seed(int(text))
+    except (ValueError, ConfigError) as err:
+        raise argparse.ArgumentTypeError(str(err) if isinstance(err, ConfigError) else f"{text!r} is not an integer")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from inner_loop import drifts
 
@@ -48,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"zoo drift: {', '.join(drifts.names())}; trpo (zero drift in a KL ball); "
                             "or a drift file (.drift.npz)")
     train.add_argument("--seeds", type=int, default=4, help="number of vmapped seeds (default 4)")
-    train.add_argument("--seed", type=int, default=0, help="base PRNG seed (default 0)")
+    train.add_argument("--seed", type=seed_argument, default=0, help="base PRNG seed (default 0)")
     train.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config field (num_envs=64, total_timesteps=1e6, lr=3e-4, ...) "
                             "or a drift option (drift.eps=0.1); repeatable")
@@ -203,11 +213,9 @@ def _num(x) -> float | None:
 
 
 def _check_writable(path: str) -> None:
-    from discover.outputs import ensure_writable_dir
+    from discover.outputs import check_output_file
 
-    ensure_writable_dir(os.path.dirname(os.path.abspath(path)))
-    if os.path.isdir(path):
-        raise ConfigError(f"output path {path!r} is a folder; give a file name")
+    check_output_file(path)
 
 
 if __name__ == "__main__":

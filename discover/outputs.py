@@ -2,27 +2,66 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
 
 def write_json_atomic(path: str, payload: dict) -> None:
     """Write `payload` as JSON to a temporary file beside `path`, then rename it into place."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(payload, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
+    text = json.dumps(payload, indent=2) + "\n"
+
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+
+    _write_atomic(path, write)
 
 
 def write_bytes_atomic(path: str, data: bytes) -> None:
     """Write `data` to a temporary file beside `path`, fsync it, then rename it into place."""
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+    _write_atomic(path, write)
+
+
+def _write_atomic(path: str, write) -> None:
+    """`write(tmp)`, then rename tmp to `path`. On any failure the temporary file is removed
+    and `path` is left as it was; an OSError becomes a one-line ConfigError."""
+    from inner_loop.errors import ConfigError
+
     tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException as err:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        if isinstance(err, OSError):
+            raise ConfigError(f"cannot write {path!r}: {err.strerror or err}") from None
+        raise
+
+
+def check_output_file(path: str, what: str = "output path") -> None:
+    """Before any work: ConfigError (one line) unless a file can be written at `path` (its
+    folder is created if needed; the name is tried, so an over-long name or a read-only
+    file system fails here, not after a long run)."""
+    from inner_loop.errors import ConfigError
+
+    ensure_writable_dir(os.path.dirname(os.path.abspath(path)))
+    if os.path.isdir(path):
+        raise ConfigError(f"{what} {path!r} is a folder; give a file name")
+    probe = f"{path}.tmp{os.getpid()}"
+    try:
+        open(probe, "wb").close()
+        os.remove(probe)
+    except OSError as err:
+        raise ConfigError(f"cannot write {what} {path!r}: {err.strerror or err}") from None
 
 
 def package_versions() -> dict:

@@ -27,6 +27,7 @@ On the command line the same keys are `--set generations=40`, `--set strategy.st
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,7 +36,7 @@ import jax
 
 from discover.overrides import parse_value, split_pairs
 from inner_loop import drifts
-from inner_loop.config import TrainConfig, field_types, preset
+from inner_loop.config import TrainConfig, check_seed, field_types, preset
 from inner_loop.errors import ConfigError
 
 NEURAL_DRIFTS = ("lpo", "ta_lpo")
@@ -105,9 +106,10 @@ class SweepConfig:
         drift = self.make_drift()
         if self.strategy.name not in strategy_names():
             raise ConfigError(f"unknown strategy {self.strategy.name!r}; allowed: {', '.join(strategy_names())}")
-        if not self.strategy.std > 0 or not self.strategy.lr > 0:
+        check_seed(self.seed)
+        if not 0 < self.strategy.std < math.inf or not 0 < self.strategy.lr < math.inf:
             raise ConfigError(f"strategy.std={self.strategy.std!r} and strategy.lr={self.strategy.lr!r} "
-                              "must both be > 0")
+                              "must both be finite and > 0")
         # The strategy itself checks the population size (even for antithetic pairs, ...).
         make_strategy(self.strategy.name, self.population_size, drift.init(jax.random.PRNGKey(0)),
                       std=self.strategy.std, lr=self.strategy.lr, antithetic=self.strategy.antithetic)

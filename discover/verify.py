@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
 
 # inner_loop first: importing the package sets the XLA CPU flag before jax starts.
-from inner_loop.config import field_types
+from inner_loop.config import check_seed, field_types
 from inner_loop.drifts import Drift
 from inner_loop.errors import ConfigError
 
@@ -118,6 +118,7 @@ class VerifyConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"{name}={value!r} is not allowed; it must be a positive integer")
+        check_seed(self.seed)
         if self.num_actions < 2:
             raise ConfigError(f"num_actions={self.num_actions!r} is not allowed; it must be at least 2")
         for name in ("axiom_random_points", "inner_restarts"):

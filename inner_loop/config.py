@@ -10,6 +10,7 @@ vmapped in one compiled call (rejax-style static vs. vmappable fields).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, fields
 
 import flax.struct
@@ -21,6 +22,16 @@ ACTIVATIONS = ("tanh", "relu", "gelu", "silu")
 NEIGHBOURHOODS = ("none", "kl_ball")
 # Read only by the KL-ball neighbourhood (TRPO's update); a run without it ignores them.
 KL_BALL_FIELDS = ("kl_delta", "cg_iters", "cg_damping", "line_search_steps")
+
+
+MAX_SEED = 2**32 - 1  # numpy generators take no negative seeds; PRNGKey none beyond int64
+
+
+def check_seed(value, name: str = "seed") -> int:
+    """`value` if it is an integer seed in [0, MAX_SEED], else ConfigError (one line)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise ConfigError(f"{name}={value!r} is not allowed; a seed is an integer in [0, {MAX_SEED}]")
+    return value
 
 
 def fields_read(config_dict: dict) -> dict:
@@ -107,6 +118,10 @@ class TrainConfig:
                 f"total_timesteps={self.total_timesteps} is less than one batch of "
                 f"num_envs*num_steps={self.batch_size}; use at least {self.batch_size}"
             )
+        for name in (f.name for f in fields(self) if f.type in ("float", float)):  # inf: nonsense, and not JSON
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConfigError(f"{name}={value!r} is not allowed; it must be a finite number")
         for name in ("lr", "kl_delta"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name}={getattr(self, name)!r} is not allowed; it must be > 0")

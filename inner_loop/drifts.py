@@ -17,6 +17,7 @@ vmappable over `params` (an evolution-strategy population). Get one by name with
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -212,8 +213,8 @@ class LPODrift(Drift):
         _require_positive(self, "hidden_size")
         _require_positive(self, "num_layers")
         _require_positive(self, "eps")
-        if self.init_scale < 0:
-            raise ConfigError(f"drift option init_scale={self.init_scale!r} is not allowed; it must be >= 0")
+        if not 0 <= self.init_scale < math.inf:  # also refuses NaN
+            raise ConfigError(f"drift option init_scale={self.init_scale!r} is not allowed; it must be finite and >= 0")
         if self.start not in ("ppo", "none"):
             raise ConfigError(f"drift option start={self.start!r} is not allowed; choose ppo or none")
 
@@ -266,5 +267,6 @@ def _lookup(name: str) -> type[Drift]:
 
 def _require_positive(drift: Drift, option: str) -> None:
     value = getattr(drift, option)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ConfigError(f"drift option {option}={value!r} is not allowed for {drift.name!r}; it must be > 0")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise ConfigError(f"drift option {option}={value!r} is not allowed for {drift.name!r}; "
+                          "it must be finite and > 0")
