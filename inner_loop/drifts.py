@@ -213,7 +213,8 @@ class LPODrift(Drift):
         _require_positive(self, "hidden_size")
         _require_positive(self, "num_layers")
         _require_positive(self, "eps")
-        if not 0 <= self.init_scale < math.inf:  # also refuses NaN
+        scale = self.init_scale
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 <= scale < math.inf:  # NaN too
             raise ConfigError(f"drift option init_scale={self.init_scale!r} is not allowed; it must be finite and >= 0")
         if self.start not in ("ppo", "none"):
             raise ConfigError(f"drift option start={self.start!r} is not allowed; choose ppo or none")

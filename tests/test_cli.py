@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from discover.cli import main
+from inner_loop.errors import ConfigError
 
 TINY = ["--set", "total_timesteps=1024", "--set", "num_envs=4", "--set", "num_steps=32",
         "--set", "update_epochs=1", "--set", "num_minibatches=2"]
@@ -66,6 +67,9 @@ def test_trpo_critic_lr_on_cartpole_is_a_default_that_set_changes():
     (["--set", "novalue"], "not of the form key=value"),
     (["--seeds", "0"], "--seeds 0 is not allowed"),
     (["--set", "activation=sigmoid"], "activation='sigmoid' is not allowed"),
+    (["--set", "lr=inf"], "lr=inf is not allowed; it must be a finite number"),
+    (["--set", "ent_coef=-inf"], "ent_coef=-inf is not allowed; it must be a finite number"),
+    (["--set", "drift.eps=inf"], "drift option eps=inf is not allowed for 'ppo'; it must be finite and > 0"),
 ])
 def test_bad_input_is_one_line_and_exit_status_2(args, fragment, capsys):
     code = main(["train", *args])
@@ -79,6 +83,32 @@ def test_unwritable_output_is_refused_before_training(tmp_path, capsys):
     (tmp_path / "afile").write_text("x")
     code = main(["train", *TINY, "--out", str(tmp_path / "afile" / "out.json")])
     assert code == 2 and "cannot create output folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**64), "x"])
+def test_a_seed_out_of_range_is_a_one_line_usage_error(seed, capsys):
+    with pytest.raises(SystemExit) as exit_info:  # argparse's own usage error
+        main(["train", "--seed", seed])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert "argument --seed:" in err and ("[0, 4294967295]" in err or "not an integer" in err)
+
+
+def test_an_output_name_the_file_system_refuses_is_a_one_line_error_before_training(tmp_path, capsys):
+    code = main(["train", *TINY, "--out", str(tmp_path / ("a" * 300 + ".json"))])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot write output path" in err and "File name too long" in err
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_failed_atomic_write_leaves_neither_file_nor_temporary(tmp_path):
+    from discover.outputs import write_bytes_atomic, write_json_atomic
+
+    (tmp_path / "taken").mkdir()  # renaming onto a folder fails after the data was written
+    for write in (lambda p: write_bytes_atomic(p, b"x" * 1000), lambda p: write_json_atomic(p, {"a": 1})):
+        with pytest.raises(ConfigError, match="cannot write .*taken"):
+            write(str(tmp_path / "taken"))
+        assert sorted(os.listdir(tmp_path)) == ["taken"]
 
 
 def test_console_script_bad_input_has_no_traceback():
