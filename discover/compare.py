@@ -42,7 +42,9 @@ def add_compare_command(sub) -> None:
 
 
 def resolve_entries(specs: list[str], baselines: list[str]) -> list[dict]:
-    """[{label, drift, params, training_envs}] for drift files and zoo names, baselines last."""
+    """[{label, drift, params, training_envs, source, baseline}] for drift files and zoo names,
+    baselines last. `baseline` marks a zoo drift named in `baselines`: a reference, not a drift
+    under test (a zoo drift given as a drift to compare has no training envs either)."""
     import jax
 
     from discover.drift_file import load_drift
@@ -55,12 +57,12 @@ def resolve_entries(specs: list[str], baselines: list[str]) -> list[dict]:
             label = os.path.basename(spec).removesuffix(".npz").removesuffix(".drift")
             envs = loaded.metadata.get("provenance", {}).get("training_envs", [])
             entries.append({"label": label, "drift": loaded.drift, "params": loaded.params,
-                            "training_envs": list(envs), "source": spec})
+                            "training_envs": list(envs), "source": spec, "baseline": False})
         else:
             drift = drifts.get(spec)
             label = spec
             entries.append({"label": label, "drift": drift, "params": drift.init(jax.random.PRNGKey(0)),
-                            "training_envs": None, "source": f"zoo:{spec}"})
+                            "training_envs": None, "source": f"zoo:{spec}", "baseline": spec in baselines})
         if label in seen:
             raise ConfigError(f"drift {spec!r} appears twice (label {label!r}); give each drift once")
         seen.add(label)
@@ -88,12 +90,16 @@ def summarize(runs: dict, labels: list[str], envs: list[str], training: dict, se
 
     PPO-normalised score = (return - untrained) / (PPO mean - untrained), where `untrained`
     is the env's return of the initial (untrained) policy: 0 = no learning, 1 = PPO. A plain
-    ratio to PPO would flip sign on envs with negative returns (Acrobot).
+    ratio to PPO would flip sign on envs with negative returns (Acrobot). An env whose
+    untrained return is None (not measured: every untrained seed gave NaN) or whose PPO runs
+    all failed has no zero or one point, so it is left out of the aggregate and named in
+    `aggregate_excluded_envs` with the reason.
     """
     from discover import stats
 
     untrained = untrained or {env: 0.0 for env in envs}
-    results = {"per_env": {}, "aggregate": {}, "probability_beats_ppo": {}, "untrained_return": dict(untrained)}
+    results = {"per_env": {}, "aggregate": {}, "probability_beats_ppo": {}, "untrained_return": dict(untrained),
+               "aggregate_excluded_envs": {}}
     for env in envs:
         results["per_env"][env] = {}
         for label in labels:
@@ -121,19 +127,29 @@ def summarize(runs: dict, labels: list[str], envs: list[str], training: dict, se
                 ci = stats.probability_of_improvement_ci(x, y, resamples=RESAMPLES, seed=seed) if p is not None \
                     else (None, None)
                 results["probability_beats_ppo"][label][env] = {"p": p, "ci": list(ci)}
+        spans = {}
+        for env in envs:
+            ppo_mean = results["per_env"][env]["ppo"]["mean"]
+            if untrained[env] is None:
+                results["aggregate_excluded_envs"][env] = "untrained return not measured"
+            elif ppo_mean is None:
+                results["aggregate_excluded_envs"][env] = "every PPO seed failed"
+            elif ppo_mean == untrained[env]:
+                results["aggregate_excluded_envs"][env] = "PPO's mean equals the untrained return"
+            else:
+                spans[env] = ppo_mean - untrained[env]
         for label in labels:
             strata = []
-            for env in envs:
-                ppo_mean = results["per_env"][env]["ppo"]["mean"]
+            for env, span in spans.items():
                 x = np.asarray(runs[(label, env)]["final_return"], np.float64)
-                span = None if ppo_mean is None else ppo_mean - untrained[env]
-                strata.append((x[np.isfinite(x)] - untrained[env]) / span if span else np.zeros(0))
+                strata.append((x[np.isfinite(x)] - untrained[env]) / span)
             pooled = np.concatenate(strata) if strata else np.zeros(0)
             agg = {}
             for name in ("mean", "iqm"):
                 fn = stats.statistic(name)
                 agg[name] = fn(pooled) if pooled.size else None
-                agg[f"{name}_ci"] = list(stats.stratified_bootstrap_ci(strata, fn, resamples=RESAMPLES, seed=seed))
+                agg[f"{name}_ci"] = list(stats.stratified_bootstrap_ci(strata, fn, resamples=RESAMPLES, seed=seed)) \
+                    if pooled.size else [None, None]
             results["aggregate"][label] = agg
     return results
 
@@ -160,7 +176,8 @@ def markdown_report(name: str, meta: dict, results: dict, labels: list[str], env
         lines += [f"### {env}", "", "| drift | mean | median | IQM | failed seeds | env |", "|---|---|---|---|---|---|"]
         for label in labels:
             row = results["per_env"][env][label]
-            status = "held out" if row["held_out"] else ("training" if meta["training"][label] else "baseline")
+            status = ("held out" if row["held_out"] else "training" if meta["training"][label]
+                      else "baseline" if label in meta["baselines"] else "zoo drift")
             lines.append(f"| {label} | {_fmt(row['mean'], row['mean_ci'])} | {_fmt(row['median'], row['median_ci'])} "
                          f"| {_fmt(row['iqm'], row['iqm_ci'])} | {row['failed_seeds']} | {status} |")
         lines.append("")
@@ -170,15 +187,25 @@ def markdown_report(name: str, meta: dict, results: dict, labels: list[str], env
                   "| drift | " + " | ".join(envs) + " |", "|---|" + "---|" * len(envs)]
         for label, per_env in results["probability_beats_ppo"].items():
             lines.append(f"| {label} | " + " | ".join(_fmt(per_env[e]["p"], per_env[e]["ci"]) for e in envs) + " |")
-        untrained = ", ".join(f"{e} {_fmt(results['untrained_return'][e])}" for e in envs)
+        # A return that was not measured is said so, never shown as a number (0 would read as measured).
+        untrained = ", ".join(f"{e} {_fmt(results['untrained_return'][e])}"
+                              if results["untrained_return"][e] is not None
+                              else f"{e} not measured (every untrained seed's return was NaN)" for e in envs)
+        excluded = results["aggregate_excluded_envs"]
         lines += ["", "## PPO-normalised aggregate over envs", "",
                   "Per env, (final return - untrained policy's) / (PPO's mean - untrained policy's): 0 is no "
                   "learning, 1 is PPO; pooled over envs (stratified bootstrap). Untrained policy's return: "
-                  f"{untrained}.", "",
-                  "| drift | mean | IQM |", "|---|---|---|"]
-        for label, agg in results["aggregate"].items():
-            lines.append(f"| {label} | {_fmt(agg['mean'], agg['mean_ci'])} | {_fmt(agg['iqm'], agg['iqm_ci'])} |")
-        lines.append("")
+                  f"{untrained}.", ""]
+        if excluded:
+            lines += ["Left out of the aggregate (no zero or one point): "
+                      + "; ".join(f"{e} ({why})" for e, why in excluded.items()) + ".", ""]
+        if len(excluded) == len(envs):
+            lines += ["No env is left, so there is no PPO-normalised score.", ""]
+        else:
+            lines += ["| drift | mean | IQM |", "|---|---|---|"]
+            for label, agg in results["aggregate"].items():
+                lines.append(f"| {label} | {_fmt(agg['mean'], agg['mean_ci'])} | {_fmt(agg['iqm'], agg['iqm_ci'])} |")
+            lines.append("")
     lines += ["## Figures", ""]
     for title, path in figures.items():
         lines += [f"### {title}", "", f"![{title}]({path})", ""]
@@ -259,7 +286,8 @@ def draw_figures(folder: str, runs: dict, entries: list[dict], envs: list[str], 
         for i, entry in enumerate(entries):
             final = np.asarray(runs[(entry["label"], env)]["final_return"], np.float64)
             ok = final[np.isfinite(final)]
-            ax.bar(i, np.mean(ok) if ok.size else 0, color=f"C{i}", alpha=0.5)
+            if ok.size:  # no bar for a drift whose every seed failed: a bar at 0 would read as measured
+                ax.bar(i, np.mean(ok), color=f"C{i}", alpha=0.5)
             ax.scatter(np.full(ok.size, i), ok, color=f"C{i}", s=10)
         ax.set_xticks(range(len(entries)), [e["label"] for e in entries], rotation=20, fontsize=8)
         ax.set_title(env)
@@ -292,8 +320,15 @@ def cmd_compare(args) -> int:
     entries = resolve_entries(args.drifts, baselines)
     configs = env_configs(envs, args.settings)
     output = args.output.rstrip("/")
-    if os.path.exists(output) and os.listdir(output):
-        raise ConfigError(f"output folder {output!r} exists and is not empty; choose a new one")
+    if not output:
+        raise ConfigError(f"-o {args.output!r} is not allowed; give a new folder name")
+    if os.path.exists(output) and not os.path.isdir(output):
+        raise ConfigError(f"output folder {output!r} is an existing file; -o takes a new (or empty) folder")
+    try:
+        if os.path.isdir(output) and os.listdir(output):
+            raise ConfigError(f"output folder {output!r} exists and is not empty; choose a new one")
+    except OSError as err:
+        raise ConfigError(f"cannot read output folder {output!r}: {err.strerror}") from None
     ensure_writable_dir(os.path.dirname(os.path.abspath(output)))
 
     console = Console(stderr=True)
@@ -321,13 +356,14 @@ def cmd_compare(args) -> int:
             result = train_seeds(config.replace(lr=1e-12), ppo["drift"], ppo["params"], args.seeds,
                                  jax.random.fold_in(key, envs.index(env)))
             finite = result.final_return[np.isfinite(result.final_return)]
-            untrained[env] = float(np.mean(finite)) if finite.size else 0.0
+            untrained[env] = float(np.mean(finite)) if finite.size else None  # not measured: never a made-up 0
 
     labels = [e["label"] for e in entries]
     training = {e["label"]: e["training_envs"] for e in entries}
     results = summarize(runs, labels, envs, training, args.seed, untrained or None)
     meta = {"seeds": args.seeds, "seed": args.seed, "settings": args.settings, "envs": envs,
             "created": time.strftime("%Y-%m-%d %H:%M:%S"), "training": training,
+            "baselines": [e["label"] for e in entries if e["baseline"]],
             "sources": {e["label"]: e["source"] for e in entries}}
     staging = f"{output}.tmp{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)

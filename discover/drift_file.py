@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import json
+import reprlib
 import zipfile
 from dataclasses import dataclass
 from typing import Any
@@ -115,10 +116,14 @@ def load_drift(path: str, check_axioms: bool = True) -> LoadedDrift:
     if name not in drifts.names():
         raise ConfigError(f"drift file {path!r}: unknown parameterisation {name!r}; "
                           f"this version reads {', '.join(drifts.names())}")
+    options = metadata.get("options", {})
     try:
-        drift = drifts.get(name, **metadata.get("options", {}))
+        drift = drifts.get(name, **options)
     except ConfigError as err:
         raise ConfigError(f"drift file {path!r}: {err}") from None
+    except TypeError:  # an option value of a type the drift's own checks do not name (init_scale null)
+        raise ConfigError(f"drift file {path!r}: options {options!r} have a value of the wrong "
+                          f"type for a {name} drift") from None
     template = flatten_params(drift.init(jax.random.PRNGKey(0)))
     if set(arrays) != set(template):
         missing, extra = sorted(set(template) - set(arrays)), sorted(set(arrays) - set(template))
@@ -148,10 +153,14 @@ def _open(path: str) -> tuple[dict, dict[str, np.ndarray]]:
     except IsADirectoryError:
         raise ConfigError(f"drift file {path!r} is a folder, not a drift file") from None
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-            arrays = {k: archive[k] for k in archive.files}
+        archive = np.load(io.BytesIO(data), allow_pickle=False)
+        if isinstance(archive, np.lib.npyio.NpzFile):
+            with archive:
+                arrays = {k: archive[k] for k in archive.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as err:
         raise ConfigError(f"drift file {path!r} is corrupt or not a drift file ({type(err).__name__})") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):  # np.save output (a .npy renamed): one bare array
+        raise ConfigError(f"drift file {path!r} is a single .npy array, not a drift file (.npz archive)")
     if METADATA_KEY not in arrays:
         raise ConfigError(f"drift file {path!r} has no metadata; it is not a drift file")
     try:
@@ -161,12 +170,57 @@ def _open(path: str) -> tuple[dict, dict[str, np.ndarray]]:
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT_NAME:
         raise ConfigError(f"drift file {path!r} is not a {FORMAT_NAME} file")
     version = metadata.get("format_version")
-    if not isinstance(version, int) or version < 1:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ConfigError(f"drift file {path!r} has an invalid format_version {version!r}")
     if version > FORMAT_VERSION:
         raise ConfigError(f"drift file {path!r} has format version {version}, newer than this discover reads "
                           f"(up to {FORMAT_VERSION}); upgrade drift-discovery")
+    _check_metadata_types(path, metadata)
     return metadata, arrays
+
+
+# JSON types of the metadata fields that readers use (load_drift, inspect, export, compare).
+# A field may be absent (readers fall back to a default), but one that is present with
+# another type would crash a reader or be shown wrongly (a string of envs printed letter by
+# letter), so it is refused here.
+_OBJECT, _ARRAY, _STRING, _NUMBER, _INTEGER, _BOOLEAN = "an object", "an array", "a string", "a number", \
+    "an integer", "a boolean"
+_STRINGS = "an array of strings"
+METADATA_TYPES = {"parameterisation": _STRING, "options": _OBJECT, "architecture": _OBJECT, "features": _STRINGS,
+                  "param_shapes": _OBJECT, "provenance": _OBJECT, "axiom_check": _OBJECT}
+PROVENANCE_TYPES = {"training_envs": _STRINGS, "versions": _OBJECT, "generation": _INTEGER, "fitness": _NUMBER}
+AXIOM_CHECK_TYPES = {"passed": _BOOLEAN}
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return _BOOLEAN
+    if isinstance(value, int):
+        return _INTEGER
+    return {dict: _OBJECT, list: _ARRAY, str: _STRING, float: _NUMBER}.get(type(value), type(value).__name__)
+
+
+def _has_type(value: Any, expected: str) -> bool:
+    if expected == _NUMBER:
+        return _json_type(value) in (_NUMBER, _INTEGER)
+    if expected == _STRINGS:
+        return isinstance(value, list) and all(isinstance(item, str) for item in value)
+    return _json_type(value) == expected
+
+
+def _check_metadata_types(path: str, metadata: dict) -> None:
+    """ConfigError (one line: file, field, value, allowed type) for a field of the wrong JSON type."""
+    for table, parent in ((METADATA_TYPES, None), (PROVENANCE_TYPES, "provenance"),
+                          (AXIOM_CHECK_TYPES, "axiom_check")):
+        fields = metadata if parent is None else metadata.get(parent, {})  # parent checked on the pass before
+        for key, expected in table.items():
+            value = fields.get(key)
+            if key in fields and not _has_type(value, expected):
+                shown = "null" if value is None else f"{_json_type(value)} {reprlib.repr(value)}"
+                field = key if parent is None else f"{parent}.{key}"
+                raise ConfigError(f"drift file {path!r}: metadata field {field!r} is {shown}; it must be {expected}")
 
 
 def axiom_report(drift_fn) -> dict:

@@ -11,6 +11,7 @@ the theorem on random MDPs) at export time.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 
@@ -74,12 +75,29 @@ def choose_drift_file(run_dir: str, generation: str, which: str) -> tuple[int, s
 
 def _best_mean_generation(run_dir: str, files: dict[int, str]) -> int:
     """The checkpoint whose mean drift scored highest (mean_drift_fitness in metrics.jsonl)."""
+    path = os.path.join(run_dir, "metrics.jsonl")
     scores = {}
-    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-        for line in f:
-            row = json.loads(line)
-            if "mean_drift_fitness" in row and row["generation"] in files:
-                scores[row["generation"]] = row["mean_drift_fitness"]
+    # No fallback to the last checkpoint when metrics.jsonl cannot be read: that would write
+    # a file whose provenance says "best" for a drift nobody ranked. The user can ask for
+    # --generation last or N, which needs no metrics.
+    try:
+        with open(path, errors="replace") as f:
+            for line in f:
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    break  # a line cut by a crash; the sweep's resume drops it and all after, so do we
+                if not isinstance(row, dict):
+                    continue
+                generation, fitness = row.get("generation"), row.get("mean_drift_fitness")
+                if isinstance(generation, int) and generation in files and isinstance(fitness, (int, float)) \
+                        and math.isfinite(fitness):  # a NaN fitness (failed evaluation) ranks nowhere
+                    scores[generation] = fitness
+    except FileNotFoundError:
+        raise ConfigError(f"run folder {run_dir!r} has no metrics.jsonl, so the best generation is unknown; "
+                          f"give --generation last or a number") from None
+    except OSError as err:
+        raise ConfigError(f"cannot read {path!r}: {err.strerror}; give --generation last or a number") from None
     return max(scores, key=lambda g: (scores[g], g)) if scores else max(files)
 
 
@@ -116,11 +134,18 @@ def cmd_inspect(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from discover.cli import _check_writable
     from discover.drift_file import axiom_report, load_drift
     from discover.figures import drift_landscapes_png
     from inner_loop import drifts
 
     loaded = load_drift(args.file, check_axioms=False)
+    # The PNG path is checked (its folder created, as for train --out) before the axiom check
+    # and the table, so a bad --png is one line rather than an error after the output.
+    png = args.png or re.sub(r"(\.drift)?\.npz$", "", args.file) + ".png"
+    _check_writable(png)
+    if os.path.abspath(png) == os.path.abspath(args.file):
+        raise ConfigError(f"--png {png!r} is the drift file itself; give another file name")
     report = axiom_report(loaded)
     meta = loaded.metadata
     provenance = meta.get("provenance", {})
@@ -143,7 +168,6 @@ def cmd_inspect(args) -> int:
     for row in rows:
         table.add_row(*row)
     Console().print(table)
-    png = args.png or re.sub(r"(\.drift)?\.npz$", "", args.file) + ".png"
     ppo, dpo = drifts.get("ppo"), drifts.get("dpo")
     drift_landscapes_png([(os.path.basename(args.file), loaded),
                           ("PPO (eps 0.2)", lambda r, a, p: ppo({}, r, a, p)),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from rich.table import Table
 
@@ -12,7 +14,10 @@ def curve_table(curve: np.ndarray, steps_per_update: int, rows: int = 10) -> Tab
     """Mean episodic return over seeds at ~`rows` points of training, with a bar."""
     num_updates = curve.shape[1]
     points = sorted({min(num_updates - 1, round(i * (num_updates - 1) / (rows - 1))) for i in range(rows)})
-    with np.errstate(all="ignore"):
+    # An update with no finished episode in any seed is all NaN and shown as "-". nanmean warns
+    # about it through `warnings` (np.errstate does not reach that), so silence it here only.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         mean = np.nanmean(curve, axis=0) if np.isfinite(curve).any() else np.full(num_updates, np.nan)
     finite = mean[np.isfinite(mean)]
     top = float(np.max(np.abs(finite))) if finite.size else 1.0

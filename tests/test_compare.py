@@ -3,6 +3,8 @@
 import json
 import os
 import re
+import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -79,6 +81,7 @@ def test_compare_bad_input_is_one_line(tmp_path, capsys):
         (["compare", "ppo", "--seeds", "1", "-o", str(tmp_path / "r")], "--seeds 1 is not allowed"),
         (["compare", str(tmp_path / "missing.drift.npz"), "-o", str(tmp_path / "r")], "does not exist"),
         (["compare", "ppo", "-o", str(tmp_path / "full")], "exists and is not empty"),
+        (["compare", "ppo", "--seeds", "2", "-o", str(tmp_path / "full" / "x")], "is an existing file"),
         (["compare", "ppo", "--set", "drift.eps=0.1", "-o", str(tmp_path / "r")], "drift.<option> is not allowed"),
     ]:
         assert main(argv) == 2
@@ -100,7 +103,7 @@ def test_failed_runs_are_reported_not_dropped():
     assert results["per_env"]["E"]["broken"]["mean"] is None and results["per_env"]["E"]["broken"]["failed_seeds"] == 3
     assert results["probability_beats_ppo"]["broken"]["E"]["p"] is None
     meta = {"seeds": 3, "settings": [], "created": "now", "training": {"learned": ["E"], "broken": None, "ppo": None},
-            "sources": {k: k for k in labels}}
+            "baselines": ["broken", "ppo"], "sources": {k: k for k in labels}}
     report = markdown_report("t", meta, results, labels, ["E"], {})
     assert "| broken | failed | failed | failed | 3 | baseline |" in report
     assert "| learned | 6.000 [" in report and "| 1 | training |" in report
@@ -115,3 +118,65 @@ def test_ppo_normalised_scores_keep_their_order_on_negative_returns():
                         untrained={"Acro": -500.0})
     assert results["aggregate"]["ppo"]["mean"] == pytest.approx(1.0)
     assert results["aggregate"]["worse"]["mean"] == pytest.approx(0.5)  # (-300 + 500) / (-100 + 500)
+
+
+def test_unmeasured_untrained_return_is_never_a_number_and_a_zoo_drift_under_test_is_no_baseline(
+        tmp_path, monkeypatch, capsys):
+    # Training is faked (this is about the report): every untrained (lr ~0) CartPole seed is
+    # NaN, as when no episode finishes, so its PPO-normalised zero point is unknown.
+    def fake_train_seeds(config, drift, params, num_seeds, key, **kwargs):
+        if config.lr < 1e-9 and config.env_id == "CartPole-v1":
+            final = np.full(num_seeds, np.nan)
+        else:
+            final = np.arange(num_seeds, dtype=np.float64) + (10.0 if drift.name == "ppo" else 4.0)
+            final -= 3.0 * (config.lr < 1e-9)
+        return SimpleNamespace(final_return=final, curve=np.tile(final[:, None], (1, config.num_updates)))
+
+    monkeypatch.setattr("discover.training.train_seeds", fake_train_seeds)
+    out = tmp_path / "r"
+    argv = ["compare", "zero", "--baselines", "ppo", "--envs", "CartPole-v1,Catch-bsuite", "--seeds", "2",
+            "-o", str(out)] + [x for s in TINY for x in ("--set", s)]
+    assert main(argv) == 0
+    report = (out / "report.md").read_text()
+    results = json.loads((out / "results.json").read_text())
+    assert results["untrained_return"] == {"CartPole-v1": None, "Catch-bsuite": pytest.approx(7.5)}
+    assert results["aggregate_excluded_envs"] == {"CartPole-v1": "untrained return not measured"}
+    assert "CartPole-v1 not measured" in report and "CartPole-v1 0.000" not in report
+    assert "Left out of the aggregate (no zero or one point): CartPole-v1 (untrained return not measured)" in report
+    assert results["aggregate"]["ppo"]["mean"] == pytest.approx(1.0)  # from Catch alone
+    # zero is the drift under test (a zoo drift, not trained on any env); ppo is the baseline.
+    assert results["baselines"] == ["ppo"]
+    for env in ("CartPole-v1", "Catch-bsuite"):
+        table = report.split(f"### {env}")[1].split("###")[0]
+        assert re.search(r"\| zero \|[^\n]*\| zoo drift \|", table) and re.search(r"\| ppo \|[^\n]*\| baseline \|", table)
+
+
+def test_no_env_left_for_the_aggregate_prints_no_score():
+    from discover.compare import markdown_report, summarize
+
+    runs = {("zero", "E"): {"final_return": np.array([1.0, 2.0])}, ("ppo", "E"): {"final_return": np.array([3.0, 4.0])}}
+    results = summarize(runs, ["zero", "ppo"], ["E"], {"zero": None, "ppo": None}, seed=0, untrained={"E": None})
+    assert results["aggregate"]["zero"]["mean"] is None and results["aggregate"]["zero"]["mean_ci"] == [None, None]
+    meta = {"seeds": 2, "settings": [], "created": "now", "training": {"zero": None, "ppo": None},
+            "baselines": ["ppo"], "sources": {"zero": "zoo:zero", "ppo": "zoo:ppo"}}
+    report = markdown_report("t", meta, results, ["zero", "ppo"], ["E"], {})
+    aggregate = report.split("## PPO-normalised aggregate")[1]
+    assert "E not measured" in aggregate and "No env is left, so there is no PPO-normalised score." in aggregate
+    assert "| drift | mean | IQM |" not in aggregate
+
+
+def test_learning_curve_table_does_not_warn_on_updates_without_episodes():
+    # `discover train` printed "RuntimeWarning: Mean of empty slice" among its tables when an
+    # update had no finished episode in any seed.
+    from rich.console import Console
+
+    from discover.report_text import curve_table
+
+    curve = np.array([[np.nan, 1.0, np.nan], [np.nan, 3.0, np.nan]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = curve_table(curve, 128, rows=3)
+    console = Console(width=80, record=True)
+    console.print(table)
+    text = console.export_text()
+    assert "2.00" in text and text.count(" - ") >= 2

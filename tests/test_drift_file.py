@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import discover
+from discover.cli import main
 from discover.drift_file import FORMAT_VERSION, METADATA_KEY, save_drift
 from inner_loop import drifts
 from inner_loop.errors import ConfigError
@@ -89,7 +90,7 @@ class _NegativeDrift(drifts.Drift):
         return -((ratio - 1.0) ** 2) * jnp.ones_like(advantage)
 
 
-def test_every_bad_file_is_a_one_line_error_naming_the_file(lpo_file, tmp_path, monkeypatch):
+def test_every_bad_file_is_a_one_line_error_naming_the_file(lpo_file, tmp_path, monkeypatch, capsys):
     path, _, _ = lpo_file
     data = open(path, "rb").read()
     (tmp_path / "garbage.npz").write_bytes(b"not a zip file at all" * 10)
@@ -105,6 +106,19 @@ def test_every_bad_file_is_a_one_line_error_naming_the_file(lpo_file, tmp_path, 
     nan = _rewrite(path, tmp_path / "nan.npz", change_arrays=lambda a: a.update(
         {"params/Dense_0/kernel": np.full((8, 8), np.nan, np.float32)}))
     missing = _rewrite(path, tmp_path / "missing.npz", change_arrays=lambda a: a.pop("params/Dense_1/kernel"))
+    npy = tmp_path / "npy.npz"  # np.save output renamed: one bare array, not an archive
+    with open(npy, "wb") as f:
+        np.save(f, np.zeros(3))
+    # Metadata of the wrong JSON type: each crashed a reader (load_drift, inspect) or, for the
+    # string of envs, was printed letter by letter.
+    wrong_type = {name: _rewrite(path, tmp_path / f"{name}.npz", change) for name, change in {
+        "options_list": lambda m: m.update(options=["x"]),
+        "axioms_null": lambda m: m.update(axiom_check=None),
+        "provenance_str": lambda m: m.update(provenance="x"),
+        "envs_str": lambda m: m["provenance"].update(training_envs="CartPole-v1"),
+        "fitness_str": lambda m: m["provenance"].update(fitness="high"),
+        "option_null": lambda m: m["options"].update(init_scale=None),
+    }.items()}
 
     monkeypatch.setitem(drifts.ZOO, _NegativeDrift.name, _NegativeDrift)
     invalid = str(tmp_path / "invalid.npz")
@@ -122,6 +136,14 @@ def test_every_bad_file_is_a_one_line_error_naming_the_file(lpo_file, tmp_path, 
         (shape, "has shape [8, 5], expected [8, 8]"),
         (nan, "is not finite"),
         (missing, "missing ['params/Dense_1/kernel']"),
+        (str(npy), "is a single .npy array, not a drift file"),
+        (wrong_type["options_list"], "metadata field 'options' is an array ['x']; it must be an object"),
+        (wrong_type["axioms_null"], "metadata field 'axiom_check' is null; it must be an object"),
+        (wrong_type["provenance_str"], "metadata field 'provenance' is a string 'x'; it must be an object"),
+        (wrong_type["envs_str"], "'provenance.training_envs' is a string 'CartPole-v1'; it must be an array of "
+                                 "strings"),
+        (wrong_type["fitness_str"], "'provenance.fitness' is a string 'high'; it must be a number"),
+        (wrong_type["option_null"], "init_scale"),
         (invalid, "violates the mirror-learning axioms: axiom 'non-negative' fails"),
     ]
     for bad, fragment in cases:
@@ -129,6 +151,11 @@ def test_every_bad_file_is_a_one_line_error_naming_the_file(lpo_file, tmp_path, 
             discover.load_drift(bad)
         message = str(err.value)
         assert fragment in message and repr(bad) in message and "\n" not in message, (bad, message)
+    # `discover inspect` reads the same metadata: one line and exit status 2, nothing printed.
+    for bad in (str(npy), *wrong_type.values()):
+        assert main(["inspect", bad]) == 2
+        out, err = capsys.readouterr()
+        assert not out and err.startswith("discover inspect: error: ") and err.count("\n") == 1, err
 
 
 def test_no_half_written_file_when_writing_fails(tmp_path, lpo_file):
@@ -154,3 +181,55 @@ def test_saving_new_params_of_the_same_drift_does_not_compile_the_axiom_checks_a
     a, b = (discover.load_drift(str(tmp_path / f"{n}.drift.npz")) for n in "ab")
     assert a.metadata["axiom_check"]["passed"] and b.metadata["axiom_check"]["passed"]
     assert float(a(1.5, 1.0)) != float(b(1.5, 1.0))
+
+
+def test_inspect_checks_png_before_any_work(lpo_file, tmp_path, capsys):
+    path, _, _ = lpo_file
+    folder = tmp_path / "a_folder"
+    folder.mkdir()
+    for png, fragment in [(str(folder), "is a folder; give a file name"),
+                          (path, "is the drift file itself")]:
+        assert main(["inspect", path, "--png", png]) == 2
+        out, err = capsys.readouterr()
+        assert not out and fragment in err and repr(png) in err and err.count("\n") == 1, (out, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_folder", "lpo.drift.npz"]  # no PNG, no temp file
+    assert not list(folder.iterdir())
+    # A PNG in a folder that does not exist yet: the folder is made (as train --out does).
+    png = tmp_path / "new" / "sub" / "landscape.png"
+    assert main(["inspect", path, "--png", str(png)]) == 0
+    assert png.read_bytes().startswith(b"\x89PNG")
+
+
+def _fake_run(tmp_path, metrics_lines):
+    """A sweep run folder with mean drift files of generations 1 and 2 and `metrics_lines`."""
+    from discover.sweep_config import SweepConfig
+
+    run = tmp_path / "run"
+    (run / "drifts").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"name": "run", "sweep": SweepConfig().to_dict()}))
+    drift = drifts.get("lpo", hidden_size=4)
+    for generation in (1, 2):
+        save_drift(str(run / "drifts" / f"gen_{generation:06d}_mean.drift.npz"), drift,
+                   drift.init(jax.random.PRNGKey(generation)), {"generation": generation})
+    if metrics_lines is not None:
+        (run / "metrics.jsonl").write_text("".join(metrics_lines))
+    return str(run)
+
+
+def test_export_best_tolerates_a_cut_metrics_line_and_names_a_missing_metrics_file(tmp_path, capsys):
+    from discover.export_cli import choose_drift_file
+
+    rows = [json.dumps({"generation": g, "mean_drift_fitness": f}) + "\n" for g, f in ((1, 0.5), (2, 0.2))]
+    # kill -9 mid-write leaves a cut last line; like the sweep's resume, it (and all after) is dropped.
+    run = _fake_run(tmp_path, rows + ['{"generation": 3, "fitn'])
+    assert choose_drift_file(run, "best", "mean")[0] == 1
+    cut_then_more = _fake_run(tmp_path / "b", rows[:1] + ['{"generation": 2, "me\n', rows[1]])
+    assert choose_drift_file(cut_then_more, "best", "mean")[0] == 1  # generation 2's line is after the cut
+
+    no_metrics = _fake_run(tmp_path / "c", None)
+    out = tmp_path / "x.drift.npz"
+    assert main(["export", no_metrics, "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "has no metrics.jsonl" in err and repr(no_metrics) in err and "--generation last" in err
+    assert err.count("\n") == 1 and not out.exists()
+    assert choose_drift_file(no_metrics, "last", "mean")[0] == 2  # which needs no metrics
