@@ -51,6 +51,11 @@ def latest_checkpoint(folder: str) -> str | None:
     return os.path.join(folder, found[-1][1]) if found else None
 
 
+def checkpoint_generation(path: str | None) -> int:
+    """The generation in a checkpoint's file name (0 for None: no checkpoint yet)."""
+    return 0 if path is None else int(_NAME.match(os.path.basename(path)).group(1))
+
+
 def load_checkpoint(path: str, template: Any) -> tuple[Any, dict]:
     """(tree shaped like `template`, header). ConfigError if it does not fit."""
     try:

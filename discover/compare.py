@@ -27,13 +27,15 @@ RESAMPLES = 2000
 
 
 def add_compare_command(sub) -> None:
+    from discover.cli import seed_argument
+
     compare = sub.add_parser("compare", help="compare drifts with PPO/DPO on several envs; write a report",
                              description="Train every drift and baseline on every env with the same seeds; "
                                          "write report.md, report.html and results.json.")
     compare.add_argument("drifts", nargs="+", help="drift files (.drift.npz) or zoo drift names")
     compare.add_argument("--envs", default="CartPole-v1", help="comma-separated gymnax env ids")
     compare.add_argument("--seeds", type=int, default=16, help="seeds per drift and env (default 16)")
-    compare.add_argument("--seed", type=int, default=0, help="base PRNG seed (default 0)")
+    compare.add_argument("--seed", type=seed_argument, default=0, help="base PRNG seed (default 0)")
     compare.add_argument("--baselines", default="ppo,dpo", help="zoo baselines (default ppo,dpo; '' for none)")
     compare.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                          help="inner-loop override for every env (total_timesteps=1e5, ...)")

@@ -54,7 +54,7 @@ def choose_drift_file(run_dir: str, generation: str, which: str) -> tuple[int, s
 
     if which not in ("mean", "best"):
         raise ConfigError(f"--which {which!r} is not allowed; choose mean or best")
-    read_run(run_dir)  # a sweep run folder, or a one-line error
+    read_run(run_dir, label="run folder")  # a sweep run folder, or a one-line error
     files = checkpoint_drifts(run_dir, which)
     if not files:
         raise ConfigError(f"run folder {run_dir!r} has no {which} drift files yet (none until the first checkpoint)")

@@ -19,6 +19,7 @@ import numpy as np
 
 from discover.outputs import package_versions
 from inner_loop import TrainConfig, drifts
+from inner_loop.errors import ConfigError
 from inner_loop.config import fields_read
 
 DATA_FILE = "ppo_references.json"
@@ -48,7 +49,11 @@ def measure_reference(config: TrainConfig, num_seeds: int, key: jax.Array, on_pr
     result = train_seeds(config, ppo, ppo.init(key), num_seeds, key, on_progress=on_progress)
     returns = np.asarray(result.final_return, np.float64)
     if not np.all(np.isfinite(returns)):
-        raise RuntimeError(f"PPO reference run on {config.env_id} gave non-finite final returns: {returns}")
+        failed = int(np.sum(~np.isfinite(returns)))
+        raise ConfigError(
+            f"PPO reference run on {config.env_id}: {failed} of {num_seeds} seeds have no final return (no "
+            f"episode finished in the last final_window={config.final_window} of {config.env_steps} steps, or "
+            "the run diverged); use a larger total_timesteps or final_window")
     return {
         "env_id": config.env_id, "drift": "ppo", "drift_options": ppo.options(), "seeds": num_seeds,
         "ppo_reference_return": float(returns.mean()),

@@ -63,19 +63,35 @@ def new_run_dir(runs_dir: str, name: str) -> str:
     return run_dir
 
 
-def read_run(run_dir: str) -> dict:
-    """The saved `config.json` of a run folder; ConfigError if it is not a sweep run."""
+def read_run(run_dir: str, label: str = "--resume") -> dict:
+    """The saved `config.json` of a run folder; ConfigError (naming `label`, the argument the
+    user gave the folder with) if it is not a complete sweep run folder."""
     path = os.path.join(run_dir, "config.json")
     if not os.path.isdir(run_dir):
-        raise ConfigError(f"--resume {run_dir!r}: no such folder")
+        raise ConfigError(f"{label} {run_dir!r}: no such folder")
     try:
         with open(path) as f:
             saved = json.load(f)
         SweepConfig.from_dict(saved["sweep"])
+        if not isinstance(saved["name"], str) or not isinstance(saved["wandb_run_id"], str):
+            raise TypeError
     except FileNotFoundError:
-        raise ConfigError(f"--resume {run_dir!r} is not a sweep run folder (no config.json)") from None
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise ConfigError(f"--resume {run_dir!r}: config.json is corrupt ({type(err).__name__})") from None
+        raise ConfigError(f"{label} {run_dir!r} is not a sweep run folder (no config.json)") from None
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as err:
+        raise ConfigError(f"{label} {run_dir!r}: config.json is corrupt ({type(err).__name__})") from None
+    except OSError as err:
+        raise ConfigError(f"{label} {run_dir!r}: cannot read config.json ({err.strerror})") from None
+    # config.json is written after references.json, so a run folder has both, unless damaged.
+    try:
+        with open(os.path.join(run_dir, "references.json")) as f:
+            references = json.load(f)["references"]
+        if not all(isinstance(r["ppo_reference_return"], (int, float)) for r in references):
+            raise TypeError
+    except FileNotFoundError:
+        raise ConfigError(f"{label} {run_dir!r}: references.json is missing, so fitness cannot be "
+                          "computed as before; start a new sweep") from None
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ConfigError(f"{label} {run_dir!r}: references.json is corrupt ({type(err).__name__})") from None
     return saved
 
 
@@ -193,6 +209,8 @@ def run_sweep(config: SweepConfig, run_dir: str, *, name: str, resume: bool = Fa
     if wandb_mode not in WANDB_MODES:
         raise ConfigError(f"--wandb {wandb_mode!r} is not allowed; choose one of {', '.join(WANDB_MODES)}")
     writer = jax.process_index() == 0  # with jax.distributed, one process writes the run folder
+    if writer and wandb_mode == "online":
+        _require_wandb_login()  # now, not after the references and the compilation
     metrics_path = os.path.join(run_dir, "metrics.jsonl")
     references_path = os.path.join(run_dir, "references.json")
     if resume:
@@ -299,7 +317,6 @@ def _checkpoint(run_dir, config, machinery, state, generation, header, wandb_run
     mean_fitness = float(fitness[0])
     if not writer:
         return mean_fitness
-    save_checkpoint(os.path.join(run_dir, "checkpoints"), generation, state, header)
     drifts_dir = os.path.join(run_dir, "drifts")
     os.makedirs(drifts_dir, exist_ok=True)
     provenance = {"sweep": name, "sweep_config": config.to_dict(), "generation": generation,
@@ -320,6 +337,9 @@ def _checkpoint(run_dir, config, machinery, state, generation, header, wandb_run
     drift_landscapes_png([(f"mean drift, generation {generation}",
                            lambda r, a, p: machinery.drift(mean_params, r, a, p)),
                           ("PPO (eps 0.2)", lambda r, a, p: ppo({}, r, a, p))], heatmap)
+    # The checkpoint last: a run stopped before it resumes from the previous one and writes
+    # this generation's drift files and heat map again, so none is ever missing.
+    save_checkpoint(os.path.join(run_dir, "checkpoints"), generation, state, header)
     if wandb_run is not None:
         import wandb
 
@@ -336,6 +356,15 @@ def _append_metrics(path: str, row: dict) -> None:
         f.write(json.dumps(row) + "\n")
         f.flush()
         os.fsync(f.fileno())
+
+
+def _require_wandb_login() -> None:
+    """ConfigError (one line) unless wandb has credentials (WANDB_API_KEY, settings, .netrc)."""
+    import wandb
+
+    if not wandb.login(prompt=False, verify=False):
+        raise ConfigError("--wandb online needs a wandb login (run `wandb login` or set WANDB_API_KEY); "
+                          "or run with --wandb offline and `wandb sync` the run later")
 
 
 def _start_wandb(mode: str, run_dir: str, name: str, run_id: str, config: SweepConfig, resume: bool):

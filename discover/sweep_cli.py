@@ -11,6 +11,7 @@ still checkpointed).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -46,6 +47,7 @@ def add_sweep_command(sub) -> None:
 def resolve_sweep(args):
     """(config, run_dir, name, resume) from the command line; ConfigError on bad input."""
     from discover.outputs import ensure_writable_dir
+    from discover.checkpoint import checkpoint_generation, latest_checkpoint
     from discover.overrides import split_pairs
     from discover.sweep import WANDB_MODES, new_run_dir, read_run, resume_config
     from discover.sweep_config import apply_sweep_overrides, get_preset, load_config_file
@@ -60,6 +62,10 @@ def resolve_sweep(args):
         saved = read_run(run_dir)
         config = resume_config(saved, split_pairs(args.settings))
         ensure_writable_dir(run_dir, "run folder")
+        done = checkpoint_generation(latest_checkpoint(os.path.join(run_dir, "checkpoints")))
+        if done > config.generations:  # before compiling anything (run_sweep checks the header too)
+            raise ConfigError(f"generations={config.generations} is less than the {done} generations "
+                              f"{run_dir!r} has done; set generations >= {done}")
         return config, run_dir, saved["name"], True
     base = get_preset(args.preset or "quick")
     config = load_config_file(args.config, base) if args.config else base
@@ -113,6 +119,10 @@ def cmd_sweep(args) -> int:
             outcome = run_sweep(config, run_dir, name=name, resume=resume, wandb_mode=args.wandb,
                                 on_start=on_start, on_generation=on_generation,
                                 stop_requested=lambda: stop["requested"], log=console.print)
+    except BaseException:
+        if not resume:
+            _remove_unstarted(run_dir)
+        raise
     finally:
         signal.signal(signal.SIGINT, previous)
     if outcome.interrupted:
@@ -125,3 +135,14 @@ def cmd_sweep(args) -> int:
     if args.wandb == "offline":
         console.print(f"upload the wandb run later with: wandb sync {os.path.join(run_dir, 'wandb')}/offline-run-*")
     return 0
+
+
+def _remove_unstarted(run_dir: str) -> None:
+    """A new sweep that failed before writing config.json (a bad PPO reference, no wandb
+    login, ...) leaves no folder behind, so the same --name can be used again."""
+    if os.path.exists(os.path.join(run_dir, "config.json")):
+        return
+    with contextlib.suppress(OSError):
+        os.remove(os.path.join(run_dir, "references.json"))
+    with contextlib.suppress(OSError):
+        os.rmdir(run_dir)  # only if empty: never removes anything else

@@ -165,8 +165,15 @@ def load_config_file(path: str, base: SweepConfig | None = None) -> SweepConfig:
         raise ConfigError(f"config file {path!r} does not exist") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"config file {path!r} is not valid TOML: {err}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path!r} is a folder; give a TOML file") from None
+    except OSError as err:
+        raise ConfigError(f"config file {path!r} cannot be read: {err.strerror}") from None
     if "preset" in data:
-        base = get_preset(str(data.pop("preset")))
+        try:
+            base = get_preset(str(data.pop("preset")))
+        except ConfigError as err:
+            raise ConfigError(f"config file {path!r}: {err}") from None
     config = base or SweepConfig()
     pairs: list[tuple[str, Any]] = []
     for key, value in data.items():

@@ -246,6 +246,40 @@ def test_bad_sweep_input_is_one_line_exit_2(capsys, tmp_path, argv, fragment):
     assert code == 2 and fragment in err and "\n" not in err and "Traceback" not in err
 
 
+def _damaged(tmp_path, run, how):
+    """A copy of the run folder's config.json and references.json, damaged `how`."""
+    folder = tmp_path / how
+    folder.mkdir()
+    saved = json.loads((run / "config.json").read_text())
+    if how == "no_name":
+        del saved["name"]
+    (folder / "config.json").write_text(json.dumps(saved))
+    if how != "no_references":
+        (folder / "references.json").write_text((run / "references.json").read_text())
+    return folder
+
+
+def test_a_new_sweep_that_fails_before_starting_leaves_no_folder(capsys, tmp_path, monkeypatch):
+    for var in ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.netrc, no wandb settings
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "home" / "wandb"))
+    code, err = _error(capsys, sweep_args(tmp_path / "runs", "online", 1, wandb="online"))
+    last = err.splitlines()[-1]  # after the sweep's header line
+    assert code == 2 and last.startswith("discover sweep: error: --wandb online needs a wandb login")
+    assert os.listdir(tmp_path / "runs") == []
+
+
+def test_a_ppo_reference_without_final_returns_is_a_one_line_error():
+    from discover.references import measure_reference
+    from inner_loop import TrainConfig
+
+    # One update of 16 steps: no Pendulum episode (200 steps) ends, so no seed has a return.
+    config = TrainConfig(env_id="Pendulum-v1", total_timesteps=64, num_envs=4, num_steps=16, num_minibatches=1)
+    with pytest.raises(ConfigError, match=r"Pendulum-v1: 2 of 2 seeds have no final return .* final_window"):
+        measure_reference(config, 2, jax.random.PRNGKey(0))
+
+
 def test_bad_resume_folders_and_conflicts_are_one_line_errors(capsys, tmp_path, uninterrupted):
     (tmp_path / "empty").mkdir()
     bad_toml = tmp_path / "bad.toml"
@@ -258,6 +292,12 @@ def test_bad_resume_folders_and_conflicts_are_one_line_errors(capsys, tmp_path, 
         (["sweep", "--resume", str(uninterrupted), "--preset", "quick"], "cannot be combined"),
         (["sweep", "--config", str(bad_toml)], "is not valid TOML"),
         (["sweep", "--name", "full", "--runs-dir", str(uninterrupted.parent)], "already holds a sweep"),
+        (["sweep", "--config", str(tmp_path)], "is a folder; give a TOML file"),
+        (["sweep", "--resume", str(_damaged(tmp_path, uninterrupted, "no_name"))], "config.json is corrupt"),
+        (["sweep", "--resume", str(_damaged(tmp_path, uninterrupted, "no_references"))],
+         "references.json is missing"),
+        (["export", str(tmp_path / "missing"), "-o", str(tmp_path / "x.drift.npz")],
+         "run folder '" + str(tmp_path / "missing") + "': no such folder"),
     ]
     for argv, fragment in cases:
         code, err = _error(capsys, argv)
