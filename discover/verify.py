@@ -61,7 +61,7 @@ import numpy as np  # noqa: E402
 
 DriftFn = Callable[..., jax.Array]  # drift_fn(ratio, advantage, progress) -> per-sample drift
 
-NEIGHBOURHOODS = ("none", "kl")
+NEIGHBOURHOODS = ("none", "kl_ball")  # the names the trainer uses
 ADVANTAGE_SCALINGS = ("std", "raw")
 DRIFT_DTYPES = ("float32", "float64")
 
@@ -91,8 +91,8 @@ class VerifyConfig:
     inner_steps: int = 50  # exponentiated-gradient steps of the per-state inner maximisation
     inner_lr: float = 1.0  # initial inner step size (per state: x1.5 after a better candidate, x0.5 after a worse)
     inner_restarts: int = 1  # extra inner ascents from random logits (closer to the global argmax)
-    neighbourhood: str = "none"  # "none" (all policies) or "kl" (KL(pi_old(s) || pi(s)) <= kl_delta per state)
-    kl_delta: float = 0.05  # radius of the per-state KL ball when neighbourhood == "kl"
+    neighbourhood: str = "none"  # "none" (all policies) or "kl_ball" (KL(pi_old(s) || pi(s)) <= kl_delta per state)
+    kl_delta: float = 0.05  # radius of the per-state KL ball when neighbourhood == "kl_ball"
     drift_dtype: str = "float32"  # the drift's dtype on the MDPs: float32 as in training (~2x faster than float64)
     advantage_scaling: str = "std"  # "std": A_old / (std(A_old) + 1e-8) per MDP (as in training); "raw": A_old as is
     tol: float = 1e-8  # relative tolerance of eta(pi_{n+1}) >= eta(pi_n) (exact float64 evaluation)
@@ -523,7 +523,7 @@ def maximise_mirror_objective(logits_old: jax.Array, adv: jax.Array, drift_fn: D
         largest = jnp.max(jnp.abs(step), axis=-1, keepdims=True)
         step = step * jnp.minimum(1.0, MAX_LOGIT_STEP / jnp.maximum(largest, 1e-300))
         candidate = clip_logit_range(best_logits + step)
-        if config.neighbourhood == "kl":
+        if config.neighbourhood == "kl_ball":
             candidate = project_to_kl_ball(candidate, logits_old, config.kl_delta)
         objective, grad = evaluate(candidate)
         better = objective > best_objective
@@ -542,7 +542,7 @@ def maximise_mirror_objective(logits_old: jax.Array, adv: jax.Array, drift_fn: D
     key = jax.random.PRNGKey(0) if key is None else key
     noise = RESTART_SCALE * jax.random.normal(key, (config.inner_restarts,) + logits_old.shape, logits_old.dtype)
     starts = jnp.concatenate([logits_old[None], clip_logit_range(logits_old[None] + noise)])
-    if config.neighbourhood == "kl":
+    if config.neighbourhood == "kl_ball":
         starts = jax.vmap(lambda z: project_to_kl_ball(z, logits_old, config.kl_delta))(starts)
     all_logits, all_objective = jax.vmap(ascend)(starts)  # [R+1, S, A], [R+1, S]
     best = jnp.argmax(all_objective, axis=0)  # ties: the ascent from pi_old (index 0)
@@ -712,7 +712,7 @@ class VerifyResult:
             out.append(f"returns became non-finite in {imp.non_finite_mdps} MDPs")
         if imp.above_optimum:
             out.append(f"{imp.above_optimum} returns exceed the value-iteration optimum (a bug in the check)")
-        if self.config.neighbourhood == "kl" and not self.max_kl <= self.config.kl_delta * (1 + 1e-6):
+        if self.config.neighbourhood == "kl_ball" and not self.max_kl <= self.config.kl_delta * (1 + 1e-6):
             out.append(f"an update left the KL ball: KL {self.max_kl:.3g} > kl_delta={self.config.kl_delta:g} "
                        "(a bug in the check)")
         if not self.convergence.passed:
@@ -769,11 +769,12 @@ def add_verify_command(sub) -> argparse.ArgumentParser:
                     "(monotonic improvement, convergence) exactly on a batch of random finite MDPs. "
                     "Exit status 1 if a check fails.")
     parser.add_argument("drift", metavar="DRIFT",
-                        help=f"a zoo drift ({', '.join(drifts.names())}) or the path of a drift file")
+                        help=f"a zoo drift ({', '.join(drifts.names())}), trpo (zero in a KL ball) "
+                             "or the path of a drift file")
     parser.add_argument("--option", dest="options", action="append", default=[], metavar="KEY=VALUE",
                         help="a zoo drift option (eps=0.1, init_scale=1.0, ...); repeatable")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a check setting (num_mdps=64, iterations=20, neighbourhood=kl, "
+                        help="override a check setting (num_mdps=64, iterations=20, neighbourhood=kl_ball, "
                              "advantage_scaling=raw, seed=1, ...); repeatable")
     parser.add_argument("--out", help="write the verdict as JSON to this file")
     parser.set_defaults(handler=cmd_verify)
@@ -827,7 +828,8 @@ def resolve_drift(spec: str, option_pairs: list[str], seed: int) -> tuple[DriftF
         loaded = load_drift(spec, check_axioms=False)
         return loaded, {"drift": spec, "drift_file": True,
                         "drift_options": dict(getattr(loaded, "metadata", {}).get("options", {}))}
-    raise ConfigError(f"unknown drift {spec!r}; allowed: {', '.join(drifts.names())}, or the path of a drift file")
+    raise ConfigError(f"unknown drift {spec!r}; allowed: {', '.join(drifts.names())}, trpo, or the path of a "
+                      "drift file")
 
 
 def cmd_verify(args) -> int:
@@ -836,7 +838,12 @@ def cmd_verify(args) -> int:
     from discover.outputs import write_json_atomic
 
     config = apply_verify_overrides(VerifyConfig(), args.settings).validate()
-    drift_fn, description = resolve_drift(args.drift, args.options, config.seed)
+    spec = args.drift
+    if spec == "trpo":  # as in `discover train`: the zero drift in a KL ball
+        if any(pair.partition("=")[0].strip() == "neighbourhood" for pair in args.settings):
+            raise ConfigError("setting 'neighbourhood' is fixed by trpo (kl_ball); set kl_delta for the radius")
+        spec, config = "zero", config.replace(neighbourhood="kl_ball")
+    drift_fn, description = resolve_drift(spec, args.options, config.seed)
     if args.out:
         from discover.cli import _check_writable
 

@@ -206,7 +206,9 @@ def _fake_run(tmp_path, metrics_lines):
 
     run = tmp_path / "run"
     (run / "drifts").mkdir(parents=True)
-    (run / "config.json").write_text(json.dumps({"name": "run", "sweep": SweepConfig().to_dict()}))
+    (run / "references.json").write_text(json.dumps({"references": [{"ppo_reference_return": 100.0}]}))
+    (run / "config.json").write_text(json.dumps({"name": "run", "wandb_run_id": "run-1",
+                                                 "sweep": SweepConfig().to_dict()}))
     drift = drifts.get("lpo", hidden_size=4)
     for generation in (1, 2):
         save_drift(str(run / "drifts" / f"gen_{generation:06d}_mean.drift.npz"), drift,

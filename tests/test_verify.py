@@ -175,7 +175,7 @@ def test_zoo_drifts_pass(name, options, scale):
 
 
 def test_trust_region_zero_drift_in_a_kl_ball_passes_and_stays_in_the_ball():
-    result = verify_drift(zoo_fn("zero"), SMALL.replace(neighbourhood="kl", kl_delta=0.02))
+    result = verify_drift(zoo_fn("zero"), SMALL.replace(neighbourhood="kl_ball", kl_delta=0.02))
     assert result.passed, result.failures
     assert 0 < result.max_kl <= 0.02 * (1 + 1e-6)
 
@@ -258,7 +258,7 @@ def test_cli_failing_drift_file_exits_1(main, tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("args,fragment", [
-    (["nope"], "unknown drift 'nope'; allowed: zero, kl, ppo, dpo, lpo, ta_lpo, or the path of a drift file"),
+    (["nope"], "unknown drift 'nope'; allowed: zero, kl, ppo, dpo, lpo, ta_lpo, trpo, or the path of a drift file"),
     (["ppo", "--set", "colour=blue"], "unknown setting 'colour'; allowed: num_mdps,"),
     (["ppo", "--set", "num_mdps=many"], "num_mdps='many' is not a valid int"),
     (["ppo", "--set", "neighbourhood=ball"], "neighbourhood='ball' is not allowed"),
@@ -270,3 +270,13 @@ def test_cli_bad_input_is_one_line_and_exit_status_2(main, args, fragment, capsy
     assert main(["verify", *args]) == 2
     err = capsys.readouterr().err
     assert fragment in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_trpo_is_verified_as_the_zero_drift_in_a_kl_ball(main, tmp_path, capsys):
+    out = tmp_path / "trpo.json"
+    assert main(["verify", "trpo", *settings(TINY_SETTINGS), "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["drift"] == "zero" and result["passed"]
+    assert result["max_kl"] <= 0.05 * (1 + 1e-6)  # the ball (kl_delta's default) held in every state
+    assert main(["verify", "trpo", "--set", "neighbourhood=none"]) == 2
+    assert "fixed by trpo" in capsys.readouterr().err
