@@ -46,8 +46,8 @@ def add_sweep_command(sub) -> None:
 
 def resolve_sweep(args):
     """(config, run_dir, name, resume) from the command line; ConfigError on bad input."""
-    from discover.outputs import ensure_writable_dir
     from discover.checkpoint import checkpoint_generation, latest_checkpoint
+    from discover.outputs import ensure_writable_dir
     from discover.overrides import split_pairs
     from discover.sweep import WANDB_MODES, new_run_dir, read_run, resume_config
     from discover.sweep_config import apply_sweep_overrides, get_preset, load_config_file
