@@ -109,7 +109,7 @@ class SweepConfig:
         check_seed(self.seed)
         if not 0 < self.strategy.std < math.inf or not 0 < self.strategy.lr < math.inf:
             raise ConfigError(f"strategy.std={self.strategy.std!r} and strategy.lr={self.strategy.lr!r} "
-                              "must both be finite and > 0")
+                              "must both be finite numbers > 0")
         # The strategy itself checks the population size (even for antithetic pairs, ...).
         make_strategy(self.strategy.name, self.population_size, drift.init(jax.random.PRNGKey(0)),
                       std=self.strategy.std, lr=self.strategy.lr, antithetic=self.strategy.antithetic)

@@ -215,7 +215,8 @@ class LPODrift(Drift):
         _require_positive(self, "eps")
         scale = self.init_scale
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 <= scale < math.inf:  # NaN too
-            raise ConfigError(f"drift option init_scale={self.init_scale!r} is not allowed; it must be finite and >= 0")
+            raise ConfigError(f"drift option init_scale={self.init_scale!r} is not allowed; "
+                              "it must be a finite number >= 0")
         if self.start not in ("ppo", "none"):
             raise ConfigError(f"drift option start={self.start!r} is not allowed; choose ppo or none")
 
@@ -270,4 +271,4 @@ def _require_positive(drift: Drift, option: str) -> None:
     value = getattr(drift, option)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
         raise ConfigError(f"drift option {option}={value!r} is not allowed for {drift.name!r}; "
-                          "it must be finite and > 0")
+                          "it must be a finite number > 0")

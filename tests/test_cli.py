@@ -69,7 +69,7 @@ def test_trpo_critic_lr_on_cartpole_is_a_default_that_set_changes():
     (["--set", "activation=sigmoid"], "activation='sigmoid' is not allowed"),
     (["--set", "lr=inf"], "lr=inf is not allowed; it must be a finite number"),
     (["--set", "ent_coef=-inf"], "ent_coef=-inf is not allowed; it must be a finite number"),
-    (["--set", "drift.eps=inf"], "drift option eps=inf is not allowed for 'ppo'; it must be finite and > 0"),
+    (["--set", "drift.eps=inf"], "drift option eps=inf is not allowed for 'ppo'; it must be a finite number > 0"),
 ])
 def test_bad_input_is_one_line_and_exit_status_2(args, fragment, capsys):
     code = main(["train", *args])
