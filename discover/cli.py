@@ -59,9 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "or a drift file (.drift.npz)")
     train.add_argument("--seeds", type=int, default=4, help="number of vmapped seeds (default 4)")
     train.add_argument("--seed", type=seed_argument, default=0, help="base PRNG seed (default 0)")
-    train.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+    train.add_argument("--set", dest="settings", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                        help="override a config field (num_envs=64, total_timesteps=1e6, lr=3e-4, ...) "
-                            "or a drift option (drift.eps=0.1); repeatable")
+                            "or a drift option (drift.eps=0.1); several pairs per --set, and --set repeatable")
     train.add_argument("--out", help="write the results as JSON to this file")
     train.set_defaults(handler=cmd_train)
 

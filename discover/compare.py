@@ -37,7 +37,7 @@ def add_compare_command(sub) -> None:
     compare.add_argument("--seeds", type=int, default=16, help="seeds per drift and env (default 16)")
     compare.add_argument("--seed", type=seed_argument, default=0, help="base PRNG seed (default 0)")
     compare.add_argument("--baselines", default="ppo,dpo", help="zoo baselines (default ppo,dpo; '' for none)")
-    compare.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+    compare.add_argument("--set", dest="settings", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                          help="inner-loop override for every env (total_timesteps=1e5, ...)")
     compare.add_argument("-o", "--output", required=True, help="report folder (e.g. reports/<name>)")
     compare.set_defaults(handler=cmd_compare)

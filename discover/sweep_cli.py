@@ -30,10 +30,11 @@ def add_sweep_command(sub) -> None:
         description="Evolve a neural drift with evolution strategies; writes a resumable run folder.")
     sweep.add_argument("--preset", help=f"start from a preset: {', '.join(preset_names())} (default quick)")
     sweep.add_argument("--config", help="a TOML config file (may name a preset); --set overrides it")
-    sweep.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+    sweep.add_argument("--set", dest="settings", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                        help="override a setting: generations=, population_size=, seeds_per_member=, "
                             "checkpoint_every=, envs=A,B, strategy=, strategy.std=, drift.hidden_size=, "
-                            "or an inner-loop field (total_timesteps=, lr=, ...); repeatable")
+                            "or an inner-loop field (total_timesteps=, lr=, ...); several pairs per --set, "
+                            "and --set repeatable")
     sweep.add_argument("--name", help="run name (default: <preset>-<date>-<time>)")
     sweep.add_argument("--runs-dir", default="runs", help="folder of run folders (default runs/)")
     sweep.add_argument("--wandb", default="offline",

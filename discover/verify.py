@@ -773,9 +773,9 @@ def add_verify_command(sub) -> argparse.ArgumentParser:
                              "or the path of a drift file")
     parser.add_argument("--option", dest="options", action="append", default=[], metavar="KEY=VALUE",
                         help="a zoo drift option (eps=0.1, init_scale=1.0, ...); repeatable")
-    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+    parser.add_argument("--set", dest="settings", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                         help="override a check setting (num_mdps=64, iterations=20, neighbourhood=kl_ball, "
-                             "advantage_scaling=raw, seed=1, ...); repeatable")
+                             "advantage_scaling=raw, seed=1, ...); several pairs per --set, and --set repeatable")
     parser.add_argument("--out", help="write the verdict as JSON to this file")
     parser.set_defaults(handler=cmd_verify)
     return parser

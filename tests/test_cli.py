@@ -123,3 +123,13 @@ def test_argparse_errors_are_one_line_too():
     proc = subprocess.run([sys.executable, "-m", "discover", "train", "--seeds", "many"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_one_set_takes_several_pairs(tmp_path):
+    # As the issue writes it: --set num_envs=64 total_timesteps=1e6 (and --set repeated).
+    out = tmp_path / "out.json"
+    args = ["train", "--seeds", "1", "--set", "total_timesteps=1024", "num_envs=4", "num_steps=32",
+            "--set", "update_epochs=1", "num_minibatches=2", "--out", str(out)]
+    assert main(args) == 0
+    config = json.loads(out.read_text())["config"]
+    assert (config["num_envs"], config["num_steps"], config["update_epochs"], config["num_minibatches"]) == (4, 32, 1, 2)
