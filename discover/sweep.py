@@ -252,13 +252,20 @@ def run_sweep(config: SweepConfig, run_dir: str, *, name: str, resume: bool = Fa
     started = time.perf_counter()
     row = history[-1] if history else None
     saved_generation = generation
+    # The last generation whose whole call finished and whose metrics rows are all written,
+    # with its state: the only point an unplanned checkpoint may be taken from. Mid-call (a
+    # second Ctrl-C while a checkpoint's drift files are written, say) the state and the
+    # rows disagree, so such a stop resumes from the last checkpoint and redoes the rest.
+    committed = (generation, state, env_steps)
 
     def progress_header():
         return {"env_steps": env_steps, "wall_seconds": wall_offset + time.perf_counter() - started}
 
     def save_unless_saved():
-        if writer and generation > saved_generation:
-            save_checkpoint(checkpoints, generation, state, {**progress_header(), "reason": "interrupted"})
+        done, done_state, done_steps = committed
+        if writer and done > saved_generation:
+            save_checkpoint(checkpoints, done, done_state,
+                            {**progress_header(), "env_steps": done_steps, "reason": "interrupted"})
 
     interrupted = False
     try:
@@ -294,6 +301,7 @@ def run_sweep(config: SweepConfig, run_dir: str, *, name: str, resume: bool = Fa
                         wandb_run.log({k: v for k, v in row.items() if k != "generation"}, step=generation)
                 if on_generation:
                     on_generation(row)
+            committed = (generation, state, env_steps)
     except BaseException:
         save_unless_saved()  # Ctrl-C twice, or an error: keep every finished generation
         raise

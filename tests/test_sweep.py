@@ -139,6 +139,29 @@ def test_ctrl_c_checkpoints_the_current_generation_then_resume_gives_the_same_nu
     assert numbers(read_metrics(tmp_path / "stopped")) == numbers(read_metrics(uninterrupted))
 
 
+def test_a_stop_while_a_checkpoint_is_written_resumes_with_every_file_and_the_same_numbers(
+        uninterrupted, tmp_path, monkeypatch):
+    # A second Ctrl-C (or an error) while generation 4's drift files are written: no
+    # checkpoint may claim generation 4 without them, and its metrics row is not written yet.
+    import discover.drift_file
+
+    real_save = discover.drift_file.save_drift
+
+    def interrupted_at_4(path, *args, **kwargs):
+        if "gen_000004_" in path:
+            raise KeyboardInterrupt
+        return real_save(path, *args, **kwargs)
+
+    monkeypatch.setattr(discover.drift_file, "save_drift", interrupted_at_4)
+    assert main(sweep_args(tmp_path, "cut", 6)) == 130
+    monkeypatch.setattr(discover.drift_file, "save_drift", real_save)
+    assert sorted(os.listdir(tmp_path / "cut" / "checkpoints")) == ["gen_000002.npz", "gen_000003.npz"]
+    assert main(["sweep", "--resume", str(tmp_path / "cut"), "--wandb", "disabled"]) == 0
+    assert numbers(read_metrics(tmp_path / "cut")) == numbers(read_metrics(uninterrupted))
+    assert sorted(os.listdir(tmp_path / "cut" / "drifts")) == sorted(os.listdir(uninterrupted / "drifts"))
+    assert sorted(os.listdir(tmp_path / "cut" / "heatmaps")) == sorted(os.listdir(uninterrupted / "heatmaps"))
+
+
 def test_distributed_sweep_over_two_processes_gives_the_same_numbers(uninterrupted, tmp_path):
     # Two processes on this host, as `jax.distributed` runs one per host: the population is
     # split over both processes' devices and only process 0 writes the run folder.
