@@ -30,12 +30,17 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
     _write_atomic(path, write)
 
 
+def _temporary_path(path: str) -> str:
+    """Where `path` is written before it is renamed into place (beside it, per process)."""
+    return f"{path}.tmp{os.getpid()}"
+
+
 def _write_atomic(path: str, write) -> None:
     """`write(tmp)`, then rename tmp to `path`. On any failure the temporary file is removed
     and `path` is left as it was; an OSError becomes a one-line ConfigError."""
     from inner_loop.errors import ConfigError
 
-    tmp = f"{path}.tmp{os.getpid()}"
+    tmp = _temporary_path(path)
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -56,7 +61,7 @@ def check_output_file(path: str, what: str = "output path") -> None:
     ensure_writable_dir(os.path.dirname(os.path.abspath(path)))
     if os.path.isdir(path):
         raise ConfigError(f"{what} {path!r} is a folder; give a file name")
-    probe = f"{path}.tmp{os.getpid()}"
+    probe = _temporary_path(path)  # the very name a write will use
     try:
         open(probe, "wb").close()
         os.remove(probe)

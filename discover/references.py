@@ -5,8 +5,9 @@ same inner-loop config. The references are measured by the project
 (`scripts/ppo_references.py` runs PPO over many seeds and writes
 `discover/data/ppo_references.json`), never typed in by hand; an entry matches a config
 only if every inner-loop field the run reads is equal (`TrainConfig.fields_read`: a
-TRPO-only setting such as `kl_delta` does not separate two PPO configs). A sweep whose config has no stored entry
-measures it at start-up the same way and keeps it in its run folder.
+TRPO-only setting such as `kl_delta` does not separate two PPO configs). A sweep whose
+config has no stored entry measures it at start-up the same way and keeps it in its run
+folder.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import numpy as np
 
 from discover.outputs import package_versions
 from inner_loop import TrainConfig, drifts
-from inner_loop.errors import ConfigError
 from inner_loop.config import fields_read
+from inner_loop.errors import ConfigError
 
 DATA_FILE = "ppo_references.json"
 FORMAT_VERSION = 1

@@ -835,14 +835,19 @@ def resolve_drift(spec: str, option_pairs: list[str], seed: int) -> tuple[DriftF
 def cmd_verify(args) -> int:
     from rich.console import Console
 
+    from discover.cli import ALGORITHM_ALIASES
+    from discover.overrides import split_pairs
+
     from discover.outputs import write_json_atomic
 
     config = apply_verify_overrides(VerifyConfig(), args.settings).validate()
     spec = args.drift
-    if spec == "trpo":  # as in `discover train`: the zero drift in a KL ball
-        if any(pair.partition("=")[0].strip() == "neighbourhood" for pair in args.settings):
-            raise ConfigError("setting 'neighbourhood' is fixed by trpo (kl_ball); set kl_delta for the radius")
-        spec, config = "zero", config.replace(neighbourhood="kl_ball")
+    if spec in ALGORITHM_ALIASES:  # as in `discover train` (trpo: the zero drift in a KL ball)
+        spec, alias_settings = ALGORITHM_ALIASES[spec]
+        for key, _ in split_pairs(args.settings):
+            if key in alias_settings:
+                raise ConfigError(f"setting {key!r} is fixed by {args.drift} ({alias_settings[key]})")
+        config = config.replace(**alias_settings)
     drift_fn, description = resolve_drift(spec, args.options, config.seed)
     if args.out:
         from discover.cli import _check_writable
