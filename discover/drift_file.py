@@ -35,13 +35,24 @@ from inner_loop import drifts
 from inner_loop.errors import ConfigError
 
 FORMAT_NAME = "mirror-learning-drift"
-FORMAT_VERSION = 1
+# Version 2: `lpo`/`ta_lpo` are the relu(start + h) family; version 1 files hold the
+# `start + g^2` family and load as `lpo_v1`/`ta_lpo_v1`.
+FORMAT_VERSION = 2
 METADATA_KEY = "__metadata__"
 
+_FLAT = [f"{kind}(u)" for u in ("r-1", "log r") for kind in ("odd", "even")]
+_LPO_FEATURES = _FLAT + [f"A*{f}" for f in _FLAT] + [f"|A|*{f}" for f in _FLAT]
+_V1_FEATURES = ["r-1", "(r-1)^2", "log r", "(log r)^2", "A(r-1)", "A(r-1)^2", "A log r", "A (log r)^2"]
 FEATURE_NAMES = {
-    "lpo": ["r-1", "(r-1)^2", "log r", "(log r)^2", "A(r-1)", "A(r-1)^2", "A log r", "A (log r)^2"],
+    "lpo": _LPO_FEATURES, "ta_lpo": _LPO_FEATURES + [f"p*{f}" for f in _LPO_FEATURES],
+    "lpo_v1": _V1_FEATURES, "ta_lpo_v1": _V1_FEATURES + [f"p*{f}" for f in _V1_FEATURES],
 }
-FEATURE_NAMES["ta_lpo"] = FEATURE_NAMES["lpo"] + [f"p*{f}" for f in FEATURE_NAMES["lpo"]]
+ARCHITECTURES = {
+    "lpo": f"d = relu(start + h(psi)), h = v.psi + w.tanh-MLP(psi), bias-free; odd(u) = u|u|/(|u|+"
+           f"{drifts.KNEE}), even(u) = u^2/(|u|+{drifts.KNEE})",
+    "lpo_v1": "d = [PPO drift if start == 'ppo'] + g(phi)^2, g a bias-free tanh MLP",
+}
+ARCHITECTURES["ta_lpo"], ARCHITECTURES["ta_lpo_v1"] = ARCHITECTURES["lpo"], ARCHITECTURES["lpo_v1"]
 
 
 @dataclass(frozen=True, eq=False)  # hashed by identity, so jax.jit(loaded) works
@@ -79,8 +90,8 @@ def unflatten_like(template: Any, flat: dict[str, np.ndarray]) -> Any:
 
 
 def describe_architecture(drift: drifts.Drift) -> dict:
-    if drift.name in FEATURE_NAMES:
-        return {"kind": "d = [PPO drift if start == 'ppo'] + g(phi)^2, g a bias-free tanh MLP",
+    if drift.name in ARCHITECTURES:
+        return {"kind": ARCHITECTURES[drift.name],
                 "hidden_size": drift.hidden_size, "num_layers": drift.num_layers,
                 "start": drift.start, "eps": drift.eps}
     return {"kind": f"closed-form zoo drift {drift.name!r}"}
@@ -113,6 +124,8 @@ def load_drift(path: str, check_axioms: bool = True) -> LoadedDrift:
     """The drift stored in `path`, checked; ConfigError (one line, naming the file) if not usable."""
     metadata, arrays = _open(path)
     name = metadata.get("parameterisation")
+    if metadata["format_version"] == 1:
+        name = drifts.V1_NAMES.get(name, name)
     if name not in drifts.names():
         raise ConfigError(f"drift file {path!r}: unknown parameterisation {name!r}; "
                           f"this version reads {', '.join(drifts.names())}")

@@ -1,7 +1,9 @@
-"""PPO reference returns: the denominators of the sweep's fitness (DESIGN.md section 3).
+"""PPO and untrained-policy reference returns: the normalisers of the sweep's fitness.
 
-A member's fitness on an env is its final return divided by PPO's final return on the
-same inner-loop config. The references are measured by the project
+A member's fitness on an env is `(R - R_0) / (R_ppo - R_0)` (`outer_loop.fitness`): R_ppo
+PPO's final return and R_0 the untrained policy's (the same trainer at a learning rate of
+1e-12, as `discover compare` measures it) on the same inner-loop config. The references
+are measured by the project
 (`scripts/ppo_references.py` runs PPO over many seeds and writes
 `discover/data/ppo_references.json`), never typed in by hand; an entry matches a config
 only if every inner-loop field the run reads is equal (`TrainConfig.fields_read`: a
@@ -42,8 +44,37 @@ def find_reference(config: TrainConfig, entries: list[dict] | None = None) -> di
     return None
 
 
+UNTRAINED_LR = 1e-12  # the untrained policy: the same trainer with a learning rate of ~0
+
+
+def measure_untrained(config: TrainConfig, num_seeds: int, key: jax.Array) -> dict:
+    """The untrained policy's final return on `config` over `num_seeds` seeds (NaN seeds,
+    which finished no episode in the final window, left out)."""
+    from discover.training import train_seeds
+
+    ppo = drifts.get("ppo")
+    result = train_seeds(config.replace(lr=UNTRAINED_LR), ppo, {}, num_seeds, key)
+    returns = np.asarray(result.final_return, np.float64)
+    finite = returns[np.isfinite(returns)]
+    if not finite.size:
+        raise ConfigError(f"untrained policy on {config.env_id}: no seed finished an episode in the last "
+                          f"final_window={config.final_window} of {config.env_steps} steps; use a larger "
+                          "total_timesteps or final_window")
+    return {"untrained_return": float(finite.mean()), "untrained_seeds": int(finite.size)}
+
+
+def check_learnable(entry: dict) -> None:
+    """ConfigError (one line) unless PPO beats the untrained policy on the entry's env."""
+    ppo, untrained = entry["ppo_reference_return"], entry.get("untrained_return", 0.0)
+    if not ppo > untrained:
+        raise ConfigError(f"PPO's reference return on {entry['env_id']} ({ppo:.4g}) does not beat the untrained "
+                          f"policy's ({untrained:.4g}), so PPO-normalised fitness is undefined; give that env "
+                          "a larger total_timesteps or another lr")
+
+
 def measure_reference(config: TrainConfig, num_seeds: int, key: jax.Array, on_progress=None) -> dict:
-    """Train PPO on `config` over `num_seeds` vmapped seeds; an entry for the data file."""
+    """Train PPO (and the untrained policy) on `config` over `num_seeds` vmapped seeds; an
+    entry for the data file."""
     from discover.training import train_seeds
 
     ppo = drifts.get("ppo")
@@ -59,6 +90,6 @@ def measure_reference(config: TrainConfig, num_seeds: int, key: jax.Array, on_pr
         "env_id": config.env_id, "drift": "ppo", "drift_options": ppo.options(), "seeds": num_seeds,
         "ppo_reference_return": float(returns.mean()),
         "std": float(returns.std(ddof=1)) if num_seeds > 1 else 0.0,
-        "final_returns": returns.tolist(), "config": config.to_dict(),
+        "final_returns": returns.tolist(), **measure_untrained(config, num_seeds, key), "config": config.to_dict(),
         "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": package_versions(),
     }

@@ -3,9 +3,11 @@
 Run folder (`<runs-dir>/<name>/`):
 
     config.json         the resolved sweep config (and each env's inner-loop config)
-    references.json     the PPO reference return of each training env (fitness denominators)
+    references.json     PPO's and the untrained policy's return on each training env (`references`)
+                        and held-out env (`test_references`): the fitness normalisers
     metrics.jsonl       one line per generation: fitness statistics, env steps, wall seconds,
-                        and `mean_drift_fitness` at checkpoints -- the source of truth
+                        and at checkpoints `mean_drift_fitness` and, with test_envs,
+                        `test_fitness` and `test_fitness/<env>` -- the source of truth
     checkpoints/        gen_NNNNNN.npz: ES state + PRNG key + best-so-far, every K generations
                         and on Ctrl-C
     drifts/             gen_NNNNNN_{mean,best}.drift.npz at each checkpoint (drift file format)
@@ -35,8 +37,8 @@ from discover.sweep_config import SweepConfig, apply_sweep_settings
 from inner_loop import drifts
 from inner_loop.errors import ConfigError
 from inner_loop.parallel import runs_mesh
-from outer_loop import (EvolutionState, evolve, make_drift_fitness, make_generation, make_population_fitness,
-                        make_strategy)
+from outer_loop import (EvolutionState, Normalisation, evolve, make_drift_fitness, make_generation,
+                        make_population_fitness, make_strategy, per_env_scores)
 from outer_loop.sharding import member_mesh, replicate
 
 WANDB_MODES = ("online", "offline", "disabled")
@@ -84,8 +86,10 @@ def read_run(run_dir: str, label: str = "--resume") -> dict:
     # config.json is written after references.json, so a run folder has both, unless damaged.
     try:
         with open(os.path.join(run_dir, "references.json")) as f:
-            references = json.load(f)["references"]
-        if not all(isinstance(r["ppo_reference_return"], (int, float)) for r in references):
+            stored = json.load(f)
+        references = stored["references"] + stored.get("test_references", [])
+        if not all(isinstance(r["ppo_reference_return"], (int, float))
+                   and isinstance(r.get("untrained_return", 0.0), (int, float)) for r in references):
             raise TypeError
     except FileNotFoundError:
         raise ConfigError(f"{label} {run_dir!r}: references.json is missing, so fitness cannot be "
@@ -128,26 +132,35 @@ def truncate_metrics(path: str, generation: int) -> list[dict]:
 
 # PPO references ------------------------------------------------------------------------
 
-def resolve_references(config: SweepConfig, log: Callable[[str], None]) -> list[dict]:
-    """The PPO reference of each training env: stored data, else measured now."""
-    from discover.references import find_reference, measure_reference
+def resolve_references(config: SweepConfig, log: Callable[[str], None]) -> tuple[list[dict], list[dict]]:
+    """The PPO and untrained references of each training env and of each held-out env:
+    stored data, else measured now. ConfigError if PPO does not beat the untrained policy."""
+    from discover.references import check_learnable, find_reference, measure_reference, measure_untrained
 
-    entries = []
-    for i, train_config in enumerate(config.train_configs()):
+    def resolve(i, train_config):
+        key = jax.random.fold_in(jax.random.PRNGKey(10_000 + config.seed), i)
         entry = find_reference(train_config)
         if entry is None:
             log(f"no stored PPO reference for {train_config.env_id} with this inner config; "
                 f"measuring it now ({REFERENCE_SEEDS} seeds)")
-            key = jax.random.fold_in(jax.random.PRNGKey(10_000 + config.seed), i)
-            entry = measure_reference(train_config, REFERENCE_SEEDS, key)
-            entry["source"] = "measured at sweep start"
+            entry = {**measure_reference(train_config, REFERENCE_SEEDS, key), "source": "measured at sweep start"}
         else:
             entry = {**entry, "source": "discover/data/ppo_references.json"}
-        if not entry["ppo_reference_return"] > 0:
-            raise ConfigError(f"PPO reference return on {train_config.env_id} is "
-                              f"{entry['ppo_reference_return']:.3g}; fitness normalisation needs a positive one")
-        entries.append(entry)
-    return entries
+            if "untrained_return" not in entry:
+                log(f"no stored untrained return for {train_config.env_id}; measuring it now ({REFERENCE_SEEDS} seeds)")
+                entry.update(measure_untrained(train_config, REFERENCE_SEEDS, key))
+        check_learnable(entry)
+        return entry
+
+    configs = config.train_configs() + config.test_configs()
+    entries = [resolve(i, c) for i, c in enumerate(configs)]
+    return entries[:len(config.envs)], entries[len(config.envs):]
+
+
+def normalisation(entries: list[dict]) -> Normalisation:
+    """The fitness normalisers of these reference entries (untrained 0 in format-1 run folders)."""
+    return Normalisation(ppo=[e["ppo_reference_return"] for e in entries],
+                         untrained=[e.get("untrained_return", 0.0) for e in entries])
 
 
 # The sweep -----------------------------------------------------------------------------
@@ -162,10 +175,13 @@ class _Machinery:
     initial_state: EvolutionState
     run_generations: Callable  # (state, n) -> (state, metrics stacked over n)
     mean_fitness: Callable  # (key, params) -> (fitness (1,), returns)
+    test_fitness: Callable | None  # the same on the held-out envs (None without test_envs)
+    test_references: Normalisation | None  # the held-out envs' normalisers
     env_steps_per_generation: int
 
 
-def build_machinery(config: SweepConfig, references: list[float]) -> _Machinery:
+def build_machinery(config: SweepConfig, references: Normalisation,
+                    test_references: Normalisation | None = None) -> _Machinery:
     drift = config.make_drift()
     root = jax.random.PRNGKey(config.seed)
     init_key, es_key, run_key = jax.random.split(root, 3)
@@ -176,11 +192,15 @@ def build_machinery(config: SweepConfig, references: list[float]) -> _Machinery:
     train_configs = config.train_configs()
     mesh = member_mesh(config.population_size)
     population_fitness = make_population_fitness(train_configs, drift, references, config.seeds_per_member,
-                                                 mesh=mesh)
+                                                 mesh=mesh, randomize=config.randomize())
     generation = make_generation(strategy, es_params, population_fitness)
     initial = EvolutionState(strategy.init(es_key, solution, es_params), run_key)
+    seeds_mesh = runs_mesh(config.mean_drift_seeds)
     mean_fitness = make_drift_fitness(train_configs, drift, references, config.mean_drift_seeds,
-                                      mesh=runs_mesh(config.mean_drift_seeds))
+                                      mesh=seeds_mesh, randomize=config.randomize())
+    # Held-out envs at their own configs: what a user running the drift there would see.
+    test_fitness = (make_drift_fitness(config.test_configs(), drift, test_references, config.mean_drift_seeds,
+                                       mesh=seeds_mesh) if config.test_envs and test_references else None)
     steps = config.population_size * config.seeds_per_member * sum(c.env_steps for c in train_configs)
     evolve_jit = jax.jit(lambda s, n: evolve(generation, s, n), static_argnums=1)
 
@@ -192,6 +212,8 @@ def build_machinery(config: SweepConfig, references: list[float]) -> _Machinery:
     return _Machinery(drift=drift, strategy=strategy, es_params=es_params, initial_state=initial,
                       run_generations=run_generations,
                       mean_fitness=jax.jit(mean_fitness),
+                      test_fitness=jax.jit(test_fitness) if test_fitness else None,
+                      test_references=test_references,
                       env_steps_per_generation=steps)
 
 
@@ -216,18 +238,19 @@ def run_sweep(config: SweepConfig, run_dir: str, *, name: str, resume: bool = Fa
     if resume:
         saved = read_run(run_dir)  # config.json is written after references.json
         with open(references_path) as f:
-            references = json.load(f)["references"]
+            stored = json.load(f)
+        references, test_references = stored["references"], stored.get("test_references", [])
         run_id = saved["wandb_run_id"]
     else:
-        references = resolve_references(config, log)
+        references, test_references = resolve_references(config, log)
         run_id = f"{name}-{time.strftime('%Y%m%d%H%M%S')}".replace("/", "-")[:64]
         saved = {"name": name, "sweep": config.to_dict(), "wandb_run_id": run_id,
                  "inner_configs": [c.to_dict() for c in config.train_configs()],
                  "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": package_versions()}
         if writer:
-            write_json_atomic(references_path, {"references": references})
+            write_json_atomic(references_path, {"references": references, "test_references": test_references})
 
-    machinery = build_machinery(config, [r["ppo_reference_return"] for r in references])
+    machinery = build_machinery(config, normalisation(references), normalisation(test_references))
     template = {"evolution": machinery.initial_state,
                 "best_params": machinery.strategy.get_mean(machinery.initial_state.es_state),
                 "best_fitness": jnp.float32(-jnp.inf), "best_generation": jnp.int32(0)}
@@ -292,8 +315,8 @@ def run_sweep(config: SweepConfig, run_dir: str, *, name: str, resume: bool = Fa
                        "best_fitness_so_far": float(state["best_fitness"]),
                        "env_steps": env_steps, "wall_seconds": round(progress_header()["wall_seconds"], 3)}
                 if generation % config.checkpoint_every == 0 or generation == config.generations:
-                    row["mean_drift_fitness"] = _checkpoint(run_dir, config, machinery, state, generation,
-                                                            progress_header(), wandb_run, writer, name)
+                    row.update(_checkpoint(run_dir, config, machinery, state, generation,
+                                           progress_header(), wandb_run, writer, name))
                     saved_generation = generation
                 if writer:
                     _append_metrics(metrics_path, row)
@@ -313,18 +336,35 @@ def run_sweep(config: SweepConfig, run_dir: str, *, name: str, resume: bool = Fa
     return SweepOutcome(run_dir, generation, interrupted, row)
 
 
-def _checkpoint(run_dir, config, machinery, state, generation, header, wandb_run, writer, name) -> float:
-    """Checkpoint + mean-drift fitness + drift files + heat map (+ wandb image and artifact)."""
+def _score_mean(config, machinery, mean_params, generation) -> dict:
+    """The search mean's fitness on the training envs, and on the held-out envs (fresh seeds,
+    the same normalisation; logged only, never used to select or export)."""
+    key = jax.random.fold_in(jax.random.PRNGKey(config.seed + 1), generation)
+    fitness, returns = machinery.mean_fitness(key, mean_params)
+    scores = {"mean_drift_fitness": float(fitness[0]), "_returns": np.asarray(returns[0]).tolist()}
+    if machinery.test_fitness is not None:
+        test_key = jax.random.fold_in(jax.random.PRNGKey(config.seed + 2), generation)
+        test, test_returns = machinery.test_fitness(test_key, mean_params)
+        norm = machinery.test_references
+        per_env = np.asarray(per_env_scores(np.asarray(test_returns), np.asarray(norm.ppo), np.asarray(norm.untrained)))[0]
+        scores["test_fitness"] = float(test[0])
+        scores.update({f"test_fitness/{env}": float(x) for env, x in zip(config.test_envs, per_env)})
+    return scores
+
+
+def _checkpoint(run_dir, config, machinery, state, generation, header, wandb_run, writer, name) -> dict:
+    """Checkpoint + mean-drift fitness (training and held-out envs) + drift files + heat map
+    (+ wandb image and artifact); returns the metrics row's checkpoint fields."""
     from discover.drift_file import save_drift
     from discover.figures import drift_landscapes_png
 
     # On the host: the mean is scored on this process's devices, whatever mesh it came from.
     mean_params = jax.device_get(machinery.strategy.get_mean(state["evolution"].es_state))
-    key = jax.random.fold_in(jax.random.PRNGKey(config.seed + 1), generation)
-    fitness, returns = machinery.mean_fitness(key, mean_params)
-    mean_fitness = float(fitness[0])
+    scores = _score_mean(config, machinery, mean_params, generation)
+    returns = scores.pop("_returns")
+    mean_fitness = scores["mean_drift_fitness"]
     if not writer:
-        return mean_fitness
+        return scores
     drifts_dir = os.path.join(run_dir, "drifts")
     os.makedirs(drifts_dir, exist_ok=True)
     provenance = {"sweep": name, "sweep_config": config.to_dict(), "generation": generation,
@@ -332,8 +372,9 @@ def _checkpoint(run_dir, config, machinery, state, generation, header, wandb_run
     mean_path = os.path.join(drifts_dir, f"gen_{generation:06d}_mean.drift.npz")
     save_drift(mean_path, machinery.drift, mean_params,
                {**provenance, "which": "mean", "fitness": mean_fitness,
-                "fitness_seeds_per_env": config.mean_drift_seeds,
-                "final_returns": np.asarray(returns[0]).tolist()})
+                "fitness_seeds_per_env": config.mean_drift_seeds, "final_returns": returns,
+                **({"test_envs": list(config.test_envs), "test_fitness": scores["test_fitness"]}
+                   if config.test_envs else {})})
     save_drift(os.path.join(drifts_dir, f"gen_{generation:06d}_best.drift.npz"), machinery.drift,
                state["best_params"],
                {**provenance, "which": "best", "fitness": float(state["best_fitness"]),
@@ -356,7 +397,7 @@ def _checkpoint(run_dir, config, machinery, state, generation, header, wandb_run
                                   metadata={"generation": generation, "mean_drift_fitness": mean_fitness})
         artifact.add_file(mean_path)
         wandb_run.log_artifact(artifact)
-    return mean_fitness
+    return scores
 
 
 def _append_metrics(path: str, row: dict) -> None:

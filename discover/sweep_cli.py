@@ -90,7 +90,8 @@ def cmd_sweep(args) -> int:
     config, run_dir, name, resume = resolve_sweep(args)
     console = Console(stderr=True)
     console.print(f"sweep [bold]{name}[/] -> {run_dir}: {config.strategy.name}, population "
-                  f"{config.population_size} x {config.seeds_per_member} seeds x {', '.join(config.envs)}, "
+                  f"{config.population_size} x {config.seeds_per_member} seeds x {', '.join(config.envs)}"
+                  f"{' (held out: ' + ', '.join(config.test_envs) + ')' if config.test_envs else ''}, "
                   f"{config.generations} generations, drift {config.drift}, wandb {args.wandb}")
 
     stop = {"requested": False}
@@ -104,16 +105,17 @@ def cmd_sweep(args) -> int:
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("gens  best {task.fields[best]}  mean {task.fields[mean]}"),
+                        TextColumn("gens  best {task.fields[best]}  mean {task.fields[mean]}{task.fields[test]}"),
                         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console)
-    task = progress.add_task("compiling", total=config.generations, best="-", mean="-")
+    task = progress.add_task("compiling", total=config.generations, best="-", mean="-", test="")
 
     def on_start(done, total):
         progress.update(task, completed=done, total=total)
 
     def on_generation(row):
+        held_out = {"test": f"  held-out {row['test_fitness']:.3f}"} if "test_fitness" in row else {}
         progress.update(task, completed=row["generation"], description="generation",
-                        best=f"{row['best_fitness_so_far']:.3f}", mean=f"{row['fitness_mean']:.3f}")
+                        best=f"{row['best_fitness_so_far']:.3f}", mean=f"{row['fitness_mean']:.3f}", **held_out)
 
     try:
         with progress:
@@ -131,8 +133,9 @@ def cmd_sweep(args) -> int:
                       f"[bold]discover sweep --resume {run_dir}[/]")
         return EXIT_INTERRUPTED
     last = outcome.last_metrics or {}
+    held_out = f", held-out fitness {last['test_fitness']:.3f}" if "test_fitness" in last else ""
     console.print(f"done: {outcome.generation} generations; last mean fitness {last.get('fitness_mean', float('nan')):.3f}, "
-                  f"mean drift fitness {last.get('mean_drift_fitness', float('nan')):.3f}; run folder {run_dir}")
+                  f"mean drift fitness {last.get('mean_drift_fitness', float('nan')):.3f}{held_out}; run folder {run_dir}")
     if args.wandb == "offline":
         console.print(f"upload the wandb run later with: wandb sync {os.path.join(run_dir, 'wandb')}/offline-run-*")
     return 0

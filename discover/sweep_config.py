@@ -16,12 +16,18 @@ Config file (TOML), every key optional:
     [drift]                       # name and the drift's options
     name = "lpo"
     hidden_size = 16
-    [inner]                       # inner-loop TrainConfig fields, for every training env
+    test_envs = ["Acrobot-v1"]    # held-out envs, scored at checkpoints, never selected on
+    [inner]                       # inner-loop TrainConfig fields, for every env
     total_timesteps = 65536
+    [inner."Acrobot-v1"]          # ... and for one env (over the above)
+    total_timesteps = 131072
+    [inner_randomize]             # per inner run, drawn log-uniformly from [low, high]
+    lr = [3e-4, 3e-2]
 
 On the command line the same keys are `--set generations=40`, `--set strategy.std=0.05`,
 `--set drift.hidden_size=16`, `--set total_timesteps=65536` (or `inner.total_timesteps`),
-`--set envs=CartPole-v1,Acrobot-v1`.
+`--set inner.Acrobot-v1.total_timesteps=131072`, `--set envs=CartPole-v1,Acrobot-v1`,
+`--set test_envs=Catch-bsuite`, `--set inner_randomize.lr=3e-4,3e-2`.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ import jax
 
 from discover.overrides import parse_value, split_pairs
 from inner_loop import drifts
-from inner_loop.config import TrainConfig, check_seed, field_types, preset
+from inner_loop.config import Hyperparams, TrainConfig, check_seed, field_types, preset
 from inner_loop.errors import ConfigError
 
 NEURAL_DRIFTS = ("lpo", "ta_lpo")
@@ -68,21 +74,37 @@ class SweepConfig:
     drift: str = "lpo"  # the neural drift evolved: lpo or ta_lpo
     drift_options: dict = field(default_factory=dict)  # options of that drift (hidden_size, start, ...)
     inner: dict = field(default_factory=dict)  # TrainConfig overrides applied to every env's preset
+    test_envs: tuple[str, ...] = ()  # held-out envs: the search mean is scored on them at checkpoints
+    inner_env: dict = field(default_factory=dict)  # {env: TrainConfig overrides} over `inner`, per env
+    inner_randomize: dict = field(default_factory=dict)  # {hyperparameter: [low, high]}, log-uniform per run
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
-        out["envs"] = list(self.envs)
+        out["envs"], out["test_envs"] = list(self.envs), list(self.test_envs)
         return out
 
     @classmethod
     def from_dict(cls, data: dict) -> "SweepConfig":
         data = dict(data)
         strategy = StrategyConfig(**data.pop("strategy", {}))
-        return cls(strategy=strategy, envs=tuple(data.pop("envs", cls.envs)), **data)
+        return cls(strategy=strategy, envs=tuple(data.pop("envs", cls.envs)),
+                   test_envs=tuple(data.pop("test_envs", ())), **data)
+
+    def env_config(self, env: str) -> TrainConfig:
+        """The inner-loop config of `env`: its preset, plus `inner`, plus `inner_env[env]`."""
+        return preset(env).replace(env_id=env, **{**self.inner, **self.inner_env.get(env, {})}).validate()
 
     def train_configs(self) -> list[TrainConfig]:
-        """The inner-loop config of each training env: its preset plus `inner`."""
-        return [preset(env).replace(env_id=env, **self.inner).validate() for env in self.envs]
+        """The inner-loop config of each training env."""
+        return [self.env_config(env) for env in self.envs]
+
+    def test_configs(self) -> list[TrainConfig]:
+        """The inner-loop config of each held-out env."""
+        return [self.env_config(env) for env in self.test_envs]
+
+    def randomize(self) -> dict | None:
+        """`inner_randomize` as {field: (low, high)}, or None."""
+        return {k: (float(v[0]), float(v[1])) for k, v in self.inner_randomize.items()} or None
 
     def make_drift(self) -> drifts.Drift:
         return drifts.get(self.drift, **self.drift_options)
@@ -99,8 +121,18 @@ class SweepConfig:
                 raise ConfigError(f"{name}={value!r} is not allowed; it must be a positive integer")
         if not self.envs:
             raise ConfigError("envs is empty; name at least one gymnax env id")
-        for env in self.envs:
+        for env in self.envs + self.test_envs:
             make_env(env)
+        for env in self.test_envs:
+            if env in self.envs:
+                raise ConfigError(f"test env {env!r} is also a training env; a held-out env must not be trained on")
+        if len(set(self.test_envs)) < len(self.test_envs) or len(set(self.envs)) < len(self.envs):
+            raise ConfigError(f"envs={list(self.envs)} / test_envs={list(self.test_envs)} name an env twice")
+        for env in self.inner_env:
+            if env not in self.envs + self.test_envs:
+                raise ConfigError(f"inner.{env} sets an env that is not in the sweep; its envs are "
+                                  f"{', '.join(self.envs + self.test_envs)}")
+        _check_randomize(self.inner_randomize)
         if self.drift not in NEURAL_DRIFTS:
             raise ConfigError(f"drift={self.drift!r} cannot be evolved; allowed: {', '.join(NEURAL_DRIFTS)}")
         drift = self.make_drift()
@@ -146,6 +178,21 @@ PRESETS: dict[str, SweepConfig] = {
 }
 
 
+RANDOMIZABLE = tuple(f.name for f in dataclasses.fields(Hyperparams))
+
+
+def _check_randomize(ranges: dict) -> None:
+    """ConfigError (one line) unless every entry is a Hyperparams field with 0 < low <= high < inf."""
+    for name, bounds in ranges.items():
+        if name not in RANDOMIZABLE:
+            raise ConfigError(f"inner_randomize.{name} is not allowed; randomisable: {', '.join(RANDOMIZABLE)}")
+        ok = (isinstance(bounds, (list, tuple)) and len(bounds) == 2
+              and all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds))
+        if not ok or not 0 < bounds[0] < bounds[1] < math.inf:
+            raise ConfigError(f"inner_randomize.{name}={bounds!r} is not allowed; give [low, high] with "
+                              "0 < low < high (log-uniform)")
+
+
 def preset_names() -> list[str]:
     return list(PRESETS)
 
@@ -177,8 +224,12 @@ def load_config_file(path: str, base: SweepConfig | None = None) -> SweepConfig:
     config = base or SweepConfig()
     pairs: list[tuple[str, Any]] = []
     for key, value in data.items():
-        if isinstance(value, dict) and key in ("strategy", "drift", "inner"):
-            pairs += [(f"{key}.{k}", v) for k, v in value.items()]
+        if isinstance(value, dict) and key in ("strategy", "drift", "inner", "inner_randomize"):
+            for k, v in value.items():
+                if isinstance(v, dict) and key == "inner":  # [inner."Acrobot-v1"]: one env's table
+                    pairs += [(f"inner.{k}.{field_name}", x) for field_name, x in v.items()]
+                else:
+                    pairs.append((f"{key}.{k}", v))
         else:
             pairs.append((key, value))
     try:
@@ -193,10 +244,12 @@ def apply_sweep_overrides(config: SweepConfig, settings: list[str]) -> SweepConf
 
 
 def settable_keys(config: SweepConfig) -> list[str]:
-    top = [f.name for f in dataclasses.fields(SweepConfig) if f.name not in ("drift_options", "inner")]
+    top = [f.name for f in dataclasses.fields(SweepConfig)
+           if f.name not in ("drift_options", "inner", "inner_env", "inner_randomize")]
     strategy = [f"strategy.{f.name}" for f in dataclasses.fields(StrategyConfig) if f.name != "name"]
     drift = [f"drift.{k}" for k in drifts.option_types(config.drift)]
-    return top + strategy + drift + ["<inner-loop field> (e.g. total_timesteps, lr, num_envs)"]
+    return top + strategy + drift + ["<inner-loop field> (e.g. total_timesteps, lr, num_envs)",
+                                     "inner.<env>.<inner-loop field>", "inner_randomize.<hyperparameter>"]
 
 
 def apply_sweep_settings(config: SweepConfig, pairs: list[tuple[str, Any]]) -> SweepConfig:
@@ -230,10 +283,21 @@ def apply_sweep_settings(config: SweepConfig, pairs: list[tuple[str, Any]]) -> S
                                   f"allowed: {', '.join('drift.' + k for k in types)}")
             config = dataclasses.replace(config, drift_options={**config.drift_options,
                                                                 option: _typed(key, value, types[option])})
-        elif key == "envs":
+        elif key in ("envs", "test_envs"):
             envs = value if isinstance(value, (list, tuple)) else [e for e in str(value).split(",")]
-            config = dataclasses.replace(config, envs=tuple(str(e).strip() for e in envs if str(e).strip()))
-        elif key in top_types and key not in ("drift_options", "inner", "strategy"):
+            config = dataclasses.replace(config, **{key: tuple(str(e).strip() for e in envs if str(e).strip())})
+        elif key.startswith("inner_randomize."):
+            name = key[len("inner_randomize."):]
+            bounds = value if isinstance(value, (list, tuple)) else str(value).split(",")
+            bounds = [_typed(key, b, float) for b in bounds]
+            config = dataclasses.replace(config, inner_randomize={**config.inner_randomize, name: bounds})
+        elif key.startswith("inner.") and key.count(".") >= 2:  # inner.<env>.<field>; env ids have no dots
+            env, name = key[len("inner."):].rsplit(".", 1)
+            if name not in inner_types or name == "env_id":
+                raise ConfigError(f"unknown setting {key!r}; {name!r} is not an inner-loop field")
+            per_env = {**config.inner_env.get(env, {}), name: _typed(key, value, inner_types[name])}
+            config = dataclasses.replace(config, inner_env={**config.inner_env, env: per_env})
+        elif key in top_types and key not in ("drift_options", "inner", "strategy", "inner_env", "inner_randomize"):
             config = dataclasses.replace(config, **{key: _typed(key, value, top_types[key])})
         elif key.removeprefix("inner.") in inner_types and key.removeprefix("inner.") != "env_id":
             name = key.removeprefix("inner.")

@@ -128,8 +128,142 @@ class DPODrift(Drift):
         _require_positive(self, "beta")
 
 
+KNEE = 0.1  # |u| where each LPO feature turns from quadratic (flat at r = 1) to linear growth
+
+
+def _flat_pair(u):
+    """`u|u| / (|u| + KNEE)` (odd) and `u^2 / (|u| + KNEE)` (even): C^1, value and slope 0 at
+    u = 0, and growing like `|u|` beyond the knee."""
+    magnitude = jnp.abs(u)
+    return u * magnitude / (magnitude + KNEE), u * u / (magnitude + KNEE)
+
+
 def lpo_features(ratio, advantage):
-    """The LPO input features; each is exactly 0 at r = 1 (r - 1 = log 1 = 0)."""
+    """The LPO features `psi(r, A)`: each is zero *and flat* at r = 1, for every A.
+
+    With `u` in (r - 1, log r): `u|u|/(|u|+k)` and `u^2/(|u|+k)` (k = KNEE), each times
+    1, A and |A|: 12 features. Every one has `psi = 0` and `d psi / dr = 0` at r = 1 and
+    grows like `|r - 1| |A|` (or `|log r| |A|`) far from it, so a linear read-out can
+    outgrow the `r A` gain of the surrogate objective.
+    """
+    columns = [*_flat_pair(ratio - 1.0), *_flat_pair(jnp.log(ratio))]
+    base = jnp.stack(columns, axis=-1)
+    adv = advantage[..., None]
+    return jnp.concatenate([base, base * adv, base * jnp.abs(adv)], axis=-1)
+
+
+class _ResidualNet(nn.Module):
+    """`h(psi) = v . psi + w . tanh-MLP(psi)`, all without biases, so `h(0) = 0` for every
+    weight value; the linear skip `v` lets `h` grow linearly in the features."""
+
+    hidden_size: int
+    num_layers: int
+
+    @nn.compact
+    def __call__(self, features):
+        skip = nn.Dense(1, use_bias=False, kernel_init=nn.initializers.zeros, name="skip")(features)
+        hidden = features
+        for _ in range(self.num_layers):
+            hidden = jnp.tanh(nn.Dense(self.hidden_size, use_bias=False)(hidden))
+        out = nn.Dense(1, use_bias=False, kernel_init=nn.initializers.zeros, name="out")(hidden)
+        return (skip + out)[..., 0]
+
+
+START_DRIFTS = ("none", "ppo", "dpo")
+
+
+@dataclass(frozen=True)
+class LPODrift(Drift):
+    """Learned Policy Optimisation's drift (Lu et al. 2022) in a family that is valid for
+    every parameter value and can move its start both ways.
+
+    `d(r, A) = relu(base(r, A) + h(psi(r, A)))`, where `base` is the start drift (0, PPO's
+    or DPO's), `psi` the features of `lpo_features` and `h` a bias-free tanh MLP plus a
+    linear skip on `psi` (`_ResidualNet`). Why the axioms hold for *every* parameter value:
+      * non-negative: the relu;
+      * zero at identity: `psi(1, A) = 0`, and the bias-free net maps 0 to 0, so `h = 0`;
+        `base(1, A) = 0`;
+      * flat at identity from both sides: `0 <= d <= base + |h|`; `base` is flat at r = 1
+        (a valid drift) and `h` is C^1 with `dh/dr = (dh/dpsi)(dpsi/dr) = 0` there, so
+        `d = o(r - 1)`: its derivative at r = 1 is 0, with no kink hidden by relu'(0).
+    Reach: `h < 0` lowers the base (below PPO's drift, or zero on an interval around
+    r = 1); `h > 0` raises it; the skip grows linearly in `|r - 1| |A|`. The output and skip
+    layers start at zero (unless `init_scale` > 0), so the initial drift is exactly the
+    start; `h` is linear in them, so antithetic perturbations change fitness to first order.
+    """
+
+    name: ClassVar[str] = "lpo"
+    hidden_size: int = 64  # width of the bias-free tanh MLP
+    num_layers: int = 1  # hidden layers of the MLP
+    start: str = "ppo"  # the drift evolution starts at: "none" (0), "ppo" or "dpo" (default alpha, beta)
+    eps: float = 0.2  # PPO clip range of the "ppo" start
+    init_scale: float = 0.0  # std of the output and skip layers at init (0: drift starts exactly at `start`)
+
+    time_aware: ClassVar[bool] = False
+
+    @property
+    def net(self) -> _ResidualNet:
+        return _ResidualNet(self.hidden_size, self.num_layers)
+
+    @property
+    def num_features(self) -> int:
+        return 24 if self.time_aware else 12
+
+    def init(self, key):
+        net_key, out_key, skip_key = jax.random.split(key, 3)
+        params = self.net.init(net_key, jnp.zeros((self.num_features,), jnp.float32))
+        if self.init_scale > 0:
+            # Random read-out: a random (still valid) drift to start from.
+            inner = params["params"]
+            for name, layer_key in (("out", out_key), ("skip", skip_key)):
+                kernel = inner[name]["kernel"]
+                inner[name]["kernel"] = self.init_scale * jax.random.normal(layer_key, kernel.shape)
+        return params
+
+    def features(self, ratio, advantage, progress):
+        psi = lpo_features(ratio, advantage)
+        if not self.time_aware:
+            return psi
+        progress = jnp.broadcast_to(jnp.asarray(progress, psi.dtype), psi.shape[:-1])
+        return jnp.concatenate([psi, psi * progress[..., None]], axis=-1)
+
+    def base(self, ratio, advantage):
+        if self.start == "ppo":
+            return ppo_drift(ratio, advantage, self.eps)
+        if self.start == "dpo":
+            return DPODrift()(None, ratio, advantage)
+        return jnp.zeros_like(ratio)
+
+    def __call__(self, params, ratio, advantage, progress=0.0):
+        dtype = jnp.result_type(ratio, advantage, jnp.float32)
+        ratio, advantage = jnp.broadcast_arrays(jnp.asarray(ratio, dtype), jnp.asarray(advantage, dtype))
+        h = self.net.apply(params, self.features(ratio, advantage, progress))
+        return jax.nn.relu(self.base(ratio, advantage) + h)
+
+    def _check(self):
+        _check_net_options(self, START_DRIFTS)
+
+
+@dataclass(frozen=True)
+class TALPODrift(LPODrift):
+    """Temporally-aware LPO (Jackson et al. 2024): LPO whose net also sees training progress.
+
+    No public TA-LPO code exists; our construction: the features are `[psi, psi * p]` with
+    `p = n / N` the training progress, fed to the same residual net. Every feature is still
+    zero and flat at r = 1 for every p, so the proof for `lpo` carries over unchanged, at
+    every point of training.
+    """
+
+    name: ClassVar[str] = "ta_lpo"
+    time_aware: ClassVar[bool] = True
+
+
+# Format-1 family ---------------------------------------------------------------------
+# Drift files of format version 1 hold `lpo`/`ta_lpo` params of this family; they load as
+# `lpo_v1`/`ta_lpo_v1` (it can only tighten its start: `start + g^2 >= start`).
+
+def lpo_v1_features(ratio, advantage):
+    """The format-1 LPO features; each is exactly 0 at r = 1 (r - 1 = log 1 = 0)."""
     x, log_r = ratio - 1.0, jnp.log(ratio)
     base = jnp.stack([x, x * x, log_r, log_r * log_r], axis=-1)
     return jnp.concatenate([base, base * advantage[..., None]], axis=-1)
@@ -150,27 +284,18 @@ class _BiasFreeTanhNet(nn.Module):
 
 
 @dataclass(frozen=True)
-class LPODrift(Drift):
-    """Learned Policy Optimisation's drift (Lu et al. 2022) with a smooth, always-valid form.
+class LPOv1Drift(Drift):
+    """The format-1 LPO family: `d = [PPO drift if start == "ppo"] + g(phi(r, A))^2`.
 
-    `d(r, A) = [PPO drift if start == "ppo"] + g(phi(r, A))^2`, where `phi` are the LPO
-    features `[r-1, (r-1)^2, log r, (log r)^2]` and each times A, and `g` is a bias-free
-    tanh MLP. Why the axioms hold for *every* parameter value:
-      * non-negative: a square, plus PPO's drift which is non-negative;
-      * zero at identity: `phi(1, A) = 0` exactly, and a bias-free tanh net maps 0 to 0;
-      * zero derivative at identity: `d/dr g^2 = 2 g dg/dr`, and `g = 0` at r = 1; `g` is
-        smooth (tanh, log, polynomials), so this holds from both sides: no kink hidden by a
-        ReLU convention and no flat region that shrinks as the weights grow. PPO's drift is
-        identically zero on `[1-eps, 1+eps]`.
-    `g` is bounded by the output weights (tanh hidden units), so the drift is finite for
-    every finite input. With `start="ppo"` the output layer starts at zero, so the initial
-    drift is exactly PPO's and evolution starts from PPO.
+    `phi` = `[r-1, (r-1)^2, log r, (log r)^2]` and each times A; `g` a bias-free tanh MLP.
+    Valid for every parameter value: a square (plus PPO's drift) is >= 0; `phi(1, A) = 0` so
+    `g = 0` at r = 1; `d/dr g^2 = 2 g dg/dr = 0` there, from both sides (g is smooth).
     """
 
-    name: ClassVar[str] = "lpo"
+    name: ClassVar[str] = "lpo_v1"
     hidden_size: int = 64  # width of the bias-free tanh MLP
     num_layers: int = 1  # hidden layers of the MLP
-    start: str = "ppo"  # "ppo": add PPO's drift (evolution starts at PPO); "none": pure net
+    start: str = "ppo"  # "ppo": add PPO's drift; "none": pure net
     eps: float = 0.2  # PPO clip range used when start == "ppo"
     init_scale: float = 0.0  # std of the output layer at init (0: drift starts exactly at PPO / 0)
 
@@ -188,13 +313,12 @@ class LPODrift(Drift):
         net_key, out_key = jax.random.split(key)
         params = self.net.init(net_key, jnp.zeros((self.num_features,), jnp.float32))
         if self.init_scale > 0:
-            # Random output layer: a random (still valid) drift to start from.
             out = params["params"][f"Dense_{self.num_layers}"]
             out["kernel"] = self.init_scale * jax.random.normal(out_key, out["kernel"].shape)
         return params
 
     def features(self, ratio, advantage, progress):
-        phi = lpo_features(ratio, advantage)
+        phi = lpo_v1_features(ratio, advantage)
         if not self.time_aware:
             return phi
         progress = jnp.broadcast_to(jnp.asarray(progress, phi.dtype), phi.shape[:-1])
@@ -210,33 +334,34 @@ class LPODrift(Drift):
         return drift
 
     def _check(self):
-        _require_positive(self, "hidden_size")
-        _require_positive(self, "num_layers")
-        _require_positive(self, "eps")
-        scale = self.init_scale
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 <= scale < math.inf:  # NaN too
-            raise ConfigError(f"drift option init_scale={self.init_scale!r} is not allowed; "
-                              "it must be a finite number >= 0")
-        if self.start not in ("ppo", "none"):
-            raise ConfigError(f"drift option start={self.start!r} is not allowed; choose ppo or none")
+        _check_net_options(self, ("ppo", "none"))
 
 
 @dataclass(frozen=True)
-class TALPODrift(LPODrift):
-    """Temporally-aware LPO (Jackson et al. 2024): LPO whose net also sees training progress.
+class TALPOv1Drift(LPOv1Drift):
+    """The format-1 TA-LPO family: `lpo_v1` on the features `[phi, phi * progress]`."""
 
-    No public TA-LPO code exists; our construction: the features are `[phi, phi * p]` with
-    `p = n / N` the training progress, fed to the same squared bias-free tanh net. Every
-    feature still vanishes at r = 1 for every p, so the proof for `lpo` carries over
-    unchanged, at every point of training.
-    """
-
-    name: ClassVar[str] = "ta_lpo"
+    name: ClassVar[str] = "ta_lpo_v1"
     time_aware: ClassVar[bool] = True
 
 
+def _check_net_options(drift, starts) -> None:
+    _require_positive(drift, "hidden_size")
+    _require_positive(drift, "num_layers")
+    _require_positive(drift, "eps")
+    scale = drift.init_scale
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 <= scale < math.inf:  # NaN too
+        raise ConfigError(f"drift option init_scale={drift.init_scale!r} is not allowed; "
+                          "it must be a finite number >= 0")
+    if drift.start not in starts:
+        raise ConfigError(f"drift option start={drift.start!r} is not allowed; choose {', '.join(starts)}")
+
+
 ZOO: dict[str, type[Drift]] = {cls.name: cls for cls in
-                               (ZeroDrift, KLDrift, PPODrift, DPODrift, LPODrift, TALPODrift)}
+                               (ZeroDrift, KLDrift, PPODrift, DPODrift, LPODrift, TALPODrift,
+                                LPOv1Drift, TALPOv1Drift)}
+# The format-1 names of `lpo` and `ta_lpo` (see LPOv1Drift).
+V1_NAMES = {"lpo": "lpo_v1", "ta_lpo": "ta_lpo_v1"}
 
 
 def names() -> list[str]:

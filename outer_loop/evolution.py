@@ -24,9 +24,31 @@ class EvolutionState(NamedTuple):
     key: jax.Array
 
 
-def make_population_fitness(configs: Sequence[TrainConfig], drift: Drift, reference_returns: Sequence[float],
-                            seeds_per_member: int, mesh: Any = None) -> Callable:
+class Normalisation(NamedTuple):
+    """Per-env returns that fitness is normalised by (`outer_loop.fitness`)."""
+
+    ppo: Sequence[float]  # PPO's mean final return on each env
+    untrained: Sequence[float]  # the untrained policy's (0 for run folders of format 1)
+
+
+def randomized_hparams(trainer, key: jax.Array, randomize: dict | None):
+    """The trainer's hyperparameters with each field of `randomize` (`{"lr": (low, high)}`)
+    drawn log-uniformly from its range by `key` (None: the config's own values)."""
+    hparams = trainer.default_hparams()
+    if not randomize:
+        return hparams
+    keys = jax.random.split(jax.random.fold_in(key, 0x5EED), len(randomize))
+    changes = {name: jnp.exp(jax.random.uniform(k, (), jnp.float32, jnp.log(low), jnp.log(high)))
+               for k, (name, (low, high)) in zip(keys, sorted(randomize.items()))}
+    return hparams.replace(**changes)
+
+
+def make_population_fitness(configs: Sequence[TrainConfig], drift: Drift, normalisation: Normalisation,
+                            seeds_per_member: int, mesh: Any = None, randomize: dict | None = None) -> Callable:
     """`population_fitness(key, population) -> (fitness (members,), final returns (members, envs, seeds))`.
+
+    With `randomize` every run draws its hyperparameters from those ranges
+    (`randomized_hparams`), from its seed key: each member sees the same draws.
 
     With `mesh` (a one-axis `jax.sharding.Mesh`, see `outer_loop.sharding`) the members are
     split over its devices with `shard_map`; each device trains its own members, and only
@@ -34,14 +56,14 @@ def make_population_fitness(configs: Sequence[TrainConfig], drift: Drift, refere
     rounding of the per-device batch size (see `inner_loop.parallel`).
     """
     trainers = [make_train(config, drift) for config in configs]
-    references = jnp.asarray(reference_returns, jnp.float32)
+    references, untrained = _normalisers(normalisation)
 
     def member_returns(population, seed_keys):
         """(members, envs, seeds) final returns; seed_keys (envs, seeds, 2), or with a
         leading members axis under shard_map."""
         def one_member(params, keys):
-            return jnp.stack([jax.vmap(lambda k: trainer(k, params)["final_return"])(env_keys)
-                              for trainer, env_keys in zip(trainers, keys)])
+            return jnp.stack([jax.vmap(lambda k, t=trainer: t(k, params, randomized_hparams(t, k, randomize))[
+                "final_return"])(env_keys) for trainer, env_keys in zip(trainers, keys)])
         keys_axis = 0 if mesh is not None else None
         return jax.vmap(one_member, in_axes=(0, keys_axis))(population, seed_keys)
 
@@ -59,31 +81,35 @@ def make_population_fitness(configs: Sequence[TrainConfig], drift: Drift, refere
         # Unsharded, the keys stay unbatched: what depends only on them (env resets, ...) is
         # computed once for the whole population instead of once per member.
         final_returns = member_returns(population, seed_keys)
-        return normalized_fitness(final_returns, references), final_returns
+        return normalized_fitness(final_returns, references, untrained), final_returns
 
     return population_fitness
 
 
-def make_drift_fitness(configs: Sequence[TrainConfig], drift: Drift, reference_returns: Sequence[float],
-                       num_seeds: int, mesh: Any = None) -> Callable:
+def _normalisers(normalisation: Normalisation):
+    return (jnp.asarray(normalisation.ppo, jnp.float32), jnp.asarray(normalisation.untrained, jnp.float32))
+
+
+def make_drift_fitness(configs: Sequence[TrainConfig], drift: Drift, normalisation: Normalisation,
+                       num_seeds: int, mesh: Any = None, randomize: dict | None = None) -> Callable:
     """`drift_fitness(key, params) -> (fitness (1,), final returns (1, envs, seeds))` of one
     drift (e.g. the search mean at a checkpoint), scored as `make_population_fitness`
     scores a member with these seeds. With `mesh` (`inner_loop.parallel.runs_mesh`) its
     seeds are split over the devices, since one drift leaves no members to split.
     """
     trainers = [make_train(config, drift) for config in configs]
-    references = jnp.asarray(reference_returns, jnp.float32)
+    references, untrained = _normalisers(normalisation)
     size = padded_size(num_seeds, mesh)
     # The params carry the runs axis too (see outer_loop.sharding on replicated inputs).
-    runs = [shard_runs(jax.vmap(lambda params, key, t=trainer: t(key, params)["final_return"]), mesh)
-            for trainer in trainers]
+    runs = [shard_runs(jax.vmap(lambda params, key, t=trainer: t(
+        key, params, randomized_hparams(t, key, randomize))["final_return"]), mesh) for trainer in trainers]
 
     def drift_fitness(key, params):
         seed_keys = jax.random.split(key, (len(trainers), num_seeds))  # as a population of one gets
         copies = jax.tree.map(lambda x: jnp.broadcast_to(x, (size,) + x.shape), params)
         final_returns = jnp.stack([run(copies, pad_runs(keys, size))[:num_seeds]
                                    for run, keys in zip(runs, seed_keys)])[None]
-        return normalized_fitness(final_returns, references), final_returns
+        return normalized_fitness(final_returns, references, untrained), final_returns
 
     return drift_fitness
 

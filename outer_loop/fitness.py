@@ -1,8 +1,11 @@
 """Fitness of drift parameters from inner-loop returns (DESIGN.md section 3).
 
-A member's fitness is the mean over training envs of (its mean final return over seeds /
-that env's PPO reference return). A non-finite return (a diverged run) makes that member
-the worst of its generation: it must never crash a sweep nor look good to the ES.
+A member's fitness is the mean over training envs of its PPO-normalised return,
+`(R - R_0) / (R_ppo - R_0)`: R its mean final return over seeds, R_ppo PPO's and R_0 the
+untrained policy's on the same inner config. 0 is no learning and 1 is PPO on every env,
+whatever the sign and scale of the env's returns (Acrobot's are negative), so envs weigh
+alike. A non-finite return (a diverged run) makes that member the worst of its generation:
+it must never crash a sweep nor look good to the ES.
 """
 
 from __future__ import annotations
@@ -10,13 +13,22 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 
-def normalized_fitness(final_returns: jnp.ndarray, reference_returns: jnp.ndarray) -> jnp.ndarray:
-    """`final_returns` (members, envs, seeds) and `reference_returns` (envs,) -> (members,).
+def per_env_scores(final_returns: jnp.ndarray, reference_returns: jnp.ndarray,
+                   untrained_returns: jnp.ndarray | float = 0.0) -> jnp.ndarray:
+    """`final_returns` (members, envs, seeds), PPO's and the untrained policy's returns
+    (envs,) -> PPO-normalised scores (members, envs)."""
+    span = jnp.asarray(reference_returns) - jnp.asarray(untrained_returns)
+    return (jnp.mean(final_returns, axis=-1) - untrained_returns) / span
 
-    Higher is better; non-finite members get a fitness below every finite one.
+
+def normalized_fitness(final_returns: jnp.ndarray, reference_returns: jnp.ndarray,
+                       untrained_returns: jnp.ndarray | float = 0.0) -> jnp.ndarray:
+    """The mean over envs of `per_env_scores` -> (members,).
+
+    Higher is better; non-finite members get a fitness below every finite one. With
+    `untrained_returns` 0 it is the return over PPO's (run folders of format 1).
     """
-    per_env = jnp.mean(final_returns, axis=-1) / reference_returns
-    fitness = jnp.mean(per_env, axis=-1)
+    fitness = jnp.mean(per_env_scores(final_returns, reference_returns, untrained_returns), axis=-1)
     return worst_if_not_finite(fitness)
 
 

@@ -24,7 +24,7 @@ from rich.table import Table
 
 from discover.outputs import package_versions, write_json_atomic
 from discover.references import find_reference
-from discover.sweep import build_machinery, strong_types
+from discover.sweep import build_machinery, normalisation, strong_types
 from discover.sweep_config import apply_sweep_overrides, get_preset
 from inner_loop import make_train
 
@@ -39,9 +39,8 @@ def main() -> int:
 
     config = apply_sweep_overrides(get_preset(args.preset), args.settings).validate()
     train_configs = config.train_configs()
-    references = [(find_reference(c) or {"ppo_reference_return": 1.0})["ppo_reference_return"]
-                  for c in train_configs]
-    machinery = build_machinery(config, references)
+    entries = [find_reference(c) or {"ppo_reference_return": 1.0} for c in train_configs]
+    machinery = build_machinery(config, normalisation(entries))
     steps = machinery.env_steps_per_generation
 
     # A whole generation, as the sweep runs it.

@@ -1,11 +1,12 @@
-"""Measure the PPO reference return of every training env of sweep presets, and store them.
+"""Measure the PPO and untrained reference returns of every env of sweep presets, and store them.
 
-The sweep's fitness divides a member's final return by PPO's on the same inner-loop config
-(DESIGN.md section 3). This script trains PPO over many vmapped seeds for each training env
+The sweep's fitness is `(R - R_0) / (R_ppo - R_0)` on the same inner-loop config
+(`discover.references`). This script trains PPO over many vmapped seeds for each training and held-out env
 of the named presets and writes the results into `discover/data/ppo_references.json`
 (replacing an entry that trains as the same config does), so sweeps look them up instead of re-measuring.
 
     python scripts/ppo_references.py --presets quick --seeds 16
+    python scripts/ppo_references.py --presets quick --seeds 16 --untrained-only
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import inner_loop  # noqa: F401  (XLA flag before jax)
 import jax
 
 from discover.outputs import write_json_atomic
-from discover.references import FORMAT_VERSION, find_reference, measure_reference
+from discover.references import FORMAT_VERSION, find_reference, measure_reference, measure_untrained
 from discover.sweep_config import get_preset
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "discover", "data", "ppo_references.json")
@@ -30,19 +31,27 @@ def main() -> int:
     parser.add_argument("--presets", default="quick", help="comma-separated sweep presets (default quick)")
     parser.add_argument("--seeds", type=int, default=16, help="PPO seeds per env (default 16)")
     parser.add_argument("--seed", type=int, default=12345, help="PRNG seed (default 12345)")
+    parser.add_argument("--untrained-only", action="store_true",
+                        help="keep stored PPO returns; add the untrained policy's return where it is missing")
     args = parser.parse_args()
 
     with open(DATA) as f:
         data = json.load(f)
     entries = data["references"]
     for preset_name in args.presets.split(","):
-        for i, config in enumerate(get_preset(preset_name).train_configs()):
+        preset = get_preset(preset_name)
+        for i, config in enumerate(preset.train_configs() + preset.test_configs()):
             key = jax.random.fold_in(jax.random.PRNGKey(args.seed), i)
-            entry = measure_reference(config, args.seeds, key)
+            stored = find_reference(config, entries)
+            if args.untrained_only and stored is not None:
+                entry = {**stored, **measure_untrained(config, args.seeds, key)}
+            else:
+                entry = measure_reference(config, args.seeds, key)
             # Replace any entry that trains as this config does (it would match the same sweeps).
             entries = [e for e in entries if find_reference(config, [e]) is None] + [entry]
             print(f"{preset_name}: PPO on {config.env_id}, {config.env_steps:,} steps, {args.seeds} seeds: "
-                  f"{entry['ppo_reference_return']:.2f} +- {entry['std']:.2f}", flush=True)
+                  f"{entry['ppo_reference_return']:.2f} +- {entry['std']:.2f} (untrained "
+                  f"{entry['untrained_return']:.2f})", flush=True)
             write_json_atomic(DATA, {"format_version": FORMAT_VERSION, "note": data.get("note", ""),
                                      "references": entries})
     return 0

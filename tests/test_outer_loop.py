@@ -7,14 +7,33 @@ import pytest
 
 from inner_loop import TrainConfig, drifts
 from inner_loop.errors import ConfigError
-from outer_loop import (EvolutionState, evolve, make_drift_fitness, make_generation, make_population_fitness,
-                        make_strategy, normalized_fitness, worst_if_not_finite)
+from outer_loop import (EvolutionState, Normalisation, evolve, make_drift_fitness, make_generation,
+                        make_population_fitness, make_strategy, normalized_fitness, worst_if_not_finite)
+
+
+def norm(*ppo, untrained=None):
+    return Normalisation(ppo=list(ppo), untrained=list(untrained or [0.0] * len(ppo)))
 
 
 def test_fitness_is_mean_over_envs_of_seed_mean_over_reference():
     returns = jnp.asarray([[[100.0, 300.0], [10.0, 30.0]],     # member 0: 200/400, 20/10
                            [[400.0, 400.0], [5.0, 5.0]]])     # member 1: 400/400, 5/10
     np.testing.assert_allclose(normalized_fitness(returns, jnp.asarray([400.0, 10.0])), [1.25, 0.75])
+
+
+def test_normalised_fitness_ranks_correctly_on_negative_returns():
+    """Acrobot-like returns (untrained -500, PPO -100): closer to 0 is better, and 0 / 1
+    mark the untrained policy / PPO; the old return/PPO ratio ranked them backwards."""
+    returns = jnp.asarray([[[-500.0, -500.0]], [[-100.0, -100.0]], [[-80.0, -90.0]], [[-300.0, -300.0]]])
+    ppo, untrained = jnp.asarray([-100.0]), jnp.asarray([-500.0])
+    fitness = normalized_fitness(returns, ppo, untrained)
+    np.testing.assert_allclose(fitness, [0.0, 1.0, 1.0375, 0.5])
+    assert list(np.argsort(-np.asarray(fitness))) == [2, 1, 3, 0]
+    assert list(np.argsort(-np.asarray(normalized_fitness(returns, ppo)))) != [2, 1, 3, 0]
+    # Two envs of very different scales weigh alike: each is 0.5 of the way to PPO.
+    two = jnp.asarray([[[-300.0], [250.0]]])
+    np.testing.assert_allclose(normalized_fitness(two, jnp.asarray([-100.0, 500.0]),
+                                                  jnp.asarray([-500.0, 0.0])), [0.5])
 
 
 def test_non_finite_returns_make_the_worst_member():
@@ -51,7 +70,7 @@ def test_generations_on_a_tiny_config_run_jitted_and_move_the_mean(name):
     drift = drifts.get("lpo", hidden_size=4)
     solution = drift.init(jax.random.PRNGKey(0))
     strategy, params = make_strategy(name, 4, solution, std=0.05)
-    fitness_fn = make_population_fitness([config], drift, [20.0], seeds_per_member=2)
+    fitness_fn = make_population_fitness([config], drift, norm(20.0), seeds_per_member=2)
     generation = make_generation(strategy, params, fitness_fn)
     state = EvolutionState(strategy.init(jax.random.PRNGKey(1), solution, params), jax.random.PRNGKey(2))
     new_state, metrics = jax.jit(evolve, static_argnums=(0, 2))(generation, state, 2)
@@ -62,12 +81,55 @@ def test_generations_on_a_tiny_config_run_jitted_and_move_the_mean(name):
     assert max(jax.tree.leaves(moved)) > 0
 
 
+@pytest.mark.parametrize("start", ["none", "ppo"])
+def test_first_generation_gives_a_search_signal_on_every_layer(start):
+    """From the exact start (read-out layers zero), antithetic pairs differ in fitness and
+    the first update moves every layer of the mean (with g^2 the read-out was dead)."""
+    config = TrainConfig(env_id="CartPole-v1", total_timesteps=4 * 32 * 2, num_envs=4, num_steps=32,
+                         update_epochs=2, num_minibatches=2, lr=1e-2)
+    drift = drifts.get("lpo", hidden_size=4, start=start)
+    solution = drift.init(jax.random.PRNGKey(0))
+    strategy, params = make_strategy("Open_ES", 8, solution, std=0.1, lr=0.05)
+    generation = make_generation(strategy, params, make_population_fitness([config], drift, norm(100.0), 2))
+    state = EvolutionState(strategy.init(jax.random.PRNGKey(1), solution, params), jax.random.PRNGKey(2))
+    new_state, metrics = jax.jit(generation)(state)
+    fitness = np.asarray(metrics["fitness"])
+    assert np.sum(fitness[:4] != fitness[4:]) >= 2, "antithetic pairs must differ in fitness"
+    moved = jax.tree.map(lambda a, b: float(jnp.abs(a - b).min()),
+                         strategy.get_mean(new_state.es_state), strategy.get_mean(state.es_state))
+    for path, value in jax.tree_util.tree_flatten_with_path(moved)[0]:
+        assert value > 0, f"layer {jax.tree_util.keystr(path)} got no search signal"
+
+
+def test_randomised_learning_rate_is_drawn_per_run_and_common_to_members():
+    from outer_loop.evolution import randomized_hparams
+    from inner_loop import make_train
+
+    config = TrainConfig(env_id="CartPole-v1", total_timesteps=4 * 16, num_envs=4, num_steps=16,
+                         update_epochs=1, num_minibatches=1)
+    trainer = make_train(config, drifts.get("ppo"))
+    keys = jax.random.split(jax.random.PRNGKey(0), 256)
+    lrs = np.asarray(jax.vmap(lambda k: randomized_hparams(trainer, k, {"lr": (1e-4, 1e-2)}).lr)(keys))
+    assert lrs.min() >= 1e-4 * (1 - 1e-6) and lrs.max() <= 1e-2 * (1 + 1e-6)
+    logs = np.log10(lrs)
+    assert abs(logs.mean() + 3.0) < 0.15 and np.mean(logs < -3.5) > 0.15 and np.mean(logs > -2.5) > 0.15
+    assert float(randomized_hparams(trainer, keys[0], None).lr) == config.lr
+    drift = drifts.get("lpo", hidden_size=4, init_scale=0.1)
+    fitness_fn = make_population_fitness([config], drift, norm(1.0), 2, randomize={"lr": (1e-4, 1e-1)})
+    params = drift.init(jax.random.PRNGKey(0))
+    _, returns = jax.jit(fitness_fn)(jax.random.PRNGKey(0), jax.tree.map(lambda x: jnp.stack([x, x]), params))
+    np.testing.assert_allclose(returns[0], returns[1])
+    _, fixed = jax.jit(make_population_fitness([config], drift, norm(1.0), 2))(
+        jax.random.PRNGKey(0), jax.tree.map(lambda x: x[None], params))
+    assert not np.allclose(returns[0], fixed[0])
+
+
 def test_every_member_sees_the_same_seeds():
     """Common random numbers: identical members get identical returns, seed for seed."""
     config = TrainConfig(env_id="CartPole-v1", total_timesteps=4 * 16, num_envs=4, num_steps=16,
                          update_epochs=1, num_minibatches=1)
     drift = drifts.get("lpo", hidden_size=4, init_scale=0.1)
-    fitness_fn = make_population_fitness([config], drift, [1.0], seeds_per_member=2)
+    fitness_fn = make_population_fitness([config], drift, norm(1.0), seeds_per_member=2)
     params = drift.init(jax.random.PRNGKey(0))
     identical = jax.tree.map(lambda x: jnp.stack([x, x, x]), params)
     _, returns = jax.jit(fitness_fn)(jax.random.PRNGKey(0), identical)
@@ -114,10 +176,12 @@ def test_one_drift_scored_over_split_seeds_equals_a_population_of_one():
     drift = drifts.get("lpo", hidden_size=4, init_scale=0.1)
     params = drift.init(jax.random.PRNGKey(0))
     key = jax.random.PRNGKey(3)
-    population = make_population_fitness([config, acrobot], drift, [20.0, 50.0], seeds_per_member=3)
+    population = make_population_fitness([config, acrobot], drift, norm(20.0, -50.0, untrained=[5.0, -400.0]),
+                                         seeds_per_member=3)
     want_fitness, want = jax.jit(population)(key, jax.tree.map(lambda x: x[None], params))
     for mesh in (None, runs_mesh(3)):  # 3 seeds: padded to a multiple of the devices
-        fitness, returns = jax.jit(make_drift_fitness([config, acrobot], drift, [20.0, 50.0], 3, mesh=mesh))(
+        fitness, returns = jax.jit(make_drift_fitness([config, acrobot], drift, norm(20.0, -50.0, untrained=[5.0, -400.0]), 3,
+                                                    mesh=mesh))(
             key, params)
         assert returns.shape == (1, 2, 3)
         np.testing.assert_allclose(returns, want, rtol=1e-5)

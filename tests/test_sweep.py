@@ -199,9 +199,10 @@ def test_generations_compile_once_whatever_device_the_state_comes_from(caplog):
     # The initial (and a loaded checkpoint's) state sits on one device; a generation returns
     # it replicated over the mesh. Unless inputs are placed the same way, call 2 recompiles.
     from discover.sweep import build_machinery
+    from outer_loop import Normalisation
 
     config = apply_sweep_overrides(get_preset("quick"), TINY)
-    machinery = build_machinery(config, [100.0])
+    machinery = build_machinery(config, Normalisation(ppo=[100.0], untrained=[0.0]))
     state = machinery.initial_state
     with jax.log_compiles(True), caplog.at_level(logging.WARNING):
         for _ in range(3):
