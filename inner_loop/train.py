@@ -160,6 +160,22 @@ class Trainer:
         final_return = jnp.where(window_count > 0, window_sum / jnp.maximum(window_count, 1), jnp.nan)
         return {"final_return": final_return, "curve": curve, **per_update}
 
+    def update_samples(self, state: RunnerState, drift_params, hparams: Hyperparams | None = None):
+        """One update, and the (ratio, advantage, progress) samples the drift saw in it:
+        `(state, (ratio, advantage, progress))`, each (batch_size,). The ratio is the
+        updated policy's over the rollout policy's; the advantage normalised over the batch.
+        """
+        hparams = self.default_hparams() if hparams is None else hparams
+        progress = state.update.astype(jnp.float32) / self.num_updates
+        after_rollout, traj, _ = self._rollout(state, hparams)  # the same rollout update makes
+        batch = self._batch(after_rollout, traj, hparams)
+        state, _ = self.update(state, drift_params, hparams)
+        dist = self.net.actor.apply(state.params["actor"], batch.obs)
+        log_ratio = networks.log_prob(dist, batch.action, self.spec.discrete) - batch.log_prob
+        ratio = jnp.exp(jnp.clip(log_ratio, -20.0, 20.0))
+        advantage = (batch.advantage - batch.advantage.mean()) / (batch.advantage.std() + 1e-8)
+        return state, (ratio, advantage, jnp.full_like(ratio, progress))
+
     # ---- one update ------------------------------------------------------------------
     def update(self, state: RunnerState, drift_params, hparams: Hyperparams):
         cfg = self.config
