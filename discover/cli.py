@@ -157,9 +157,9 @@ def cmd_train(args) -> int:
     if args.seeds < 1:
         raise ConfigError(f"--seeds {args.seeds} is not allowed; it must be a positive integer")
     drift_params = None
-    if os.path.isfile(args.drift) or args.drift.endswith(".npz"):
-        from discover.drift_file import load_drift
+    from discover.drift_file import drift_file_path, load_drift
 
+    if drift_file_path(args.drift):
         loaded = load_drift(args.drift)  # a drift file: its drift and stored params
         if any(s.startswith("drift.") for s in args.settings):
             raise ConfigError(f"--set drift.<option> cannot change the drift stored in {args.drift!r}")

@@ -49,12 +49,12 @@ def resolve_entries(specs: list[str], baselines: list[str]) -> list[dict]:
     under test (a zoo drift given as a drift to compare has no training envs either)."""
     import jax
 
-    from discover.drift_file import load_drift
+    from discover.drift_file import drift_file_path, load_drift
     from inner_loop import drifts
 
     entries, seen = [], set()
     for spec in specs + [b for b in baselines if b not in specs]:
-        if os.path.isfile(spec) or spec.endswith(".npz"):
+        if drift_file_path(spec):
             loaded = load_drift(spec)
             label = os.path.basename(spec).removesuffix(".npz").removesuffix(".drift")
             envs = loaded.metadata.get("provenance", {}).get("training_envs", [])

@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import reprlib
 import zipfile
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 
 import jax
@@ -120,8 +122,31 @@ def save_drift(path: str, drift: drifts.Drift, params: Any, provenance: dict | N
     return metadata
 
 
+PACKAGED_SUFFIX = ".drift.npz"
+
+
+def packaged_drifts() -> list[str]:
+    """Names of the discovered drifts that ship with the package (`discover/data/drifts/`)."""
+    folder = resources.files("discover.data").joinpath("drifts")
+    return sorted(f.name.removesuffix(PACKAGED_SUFFIX) for f in folder.iterdir()
+                  if f.name.endswith(PACKAGED_SUFFIX)) if folder.is_dir() else []
+
+
+def drift_file_path(spec: str) -> str | None:
+    """The drift file `spec` names: a packaged drift's name (e.g. `transfer-v1`, unless a
+    file of that name exists here), or a path (an existing file, a name ending in .npz or
+    one with a folder); None for anything else (a zoo name). The one rule every command uses."""
+    if spec in packaged_drifts() and not os.path.exists(spec):
+        return str(resources.files("discover.data").joinpath("drifts", spec + PACKAGED_SUFFIX))
+    if os.path.isfile(spec) or spec.endswith(".npz") or os.sep in spec:
+        return spec
+    return None
+
+
 def load_drift(path: str, check_axioms: bool = True) -> LoadedDrift:
-    """The drift stored in `path`, checked; ConfigError (one line, naming the file) if not usable."""
+    """The drift stored in `path` (or the packaged drift of that name), checked; ConfigError
+    (one line, naming the file) if not usable."""
+    path = drift_file_path(path) or path
     metadata, arrays = _open(path)
     name = metadata.get("parameterisation")
     if metadata["format_version"] == 1:

@@ -161,6 +161,9 @@ def cmd_inspect(args) -> int:
             ("generation", str(provenance.get("generation", "-"))),
             ("fitness", str(provenance.get("fitness", "-"))),
             ("training envs", ", ".join(provenance.get("training_envs", [])) or "-"),
+            ("held-out envs", ", ".join(provenance.get("test_envs", [])) or "-"),
+            ("held-out fitness", str(provenance.get("test_fitness", "-"))),
+            ("evaluation", str(provenance.get("evaluation", "-"))),
             ("versions", json.dumps(provenance.get("versions", {}))),
             ("axioms at write time", "pass" if meta.get("axiom_check", {}).get("passed") else
              f"FAIL: {meta.get('axiom_check', {}).get('problem')}"),

@@ -819,10 +819,11 @@ def resolve_drift(spec: str, option_pairs: list[str], seed: int) -> tuple[DriftF
             return drift(params, ratio, advantage, progress)
 
         return drift_fn, {"drift": spec, "drift_options": drift.options()}
-    if os.path.exists(spec) or os.sep in spec or spec.endswith(".npz"):
+    from discover.drift_file import drift_file_path, load_drift
+
+    if os.path.exists(spec) or drift_file_path(spec):
         if option_pairs:
             raise ConfigError("--option applies to zoo drifts only; a drift file carries its own options")
-        from discover.drift_file import load_drift
 
         # No axiom gate on loading: checking the axioms (and reporting them) is this command's job.
         loaded = load_drift(spec, check_axioms=False)

@@ -44,6 +44,8 @@ def main() -> int:
             key = jax.random.fold_in(jax.random.PRNGKey(args.seed), i)
             stored = find_reference(config, entries)
             if args.untrained_only and stored is not None:
+                if "untrained_return" in stored:
+                    continue
                 entry = {**stored, **measure_untrained(config, args.seeds, key)}
             else:
                 entry = measure_reference(config, args.seeds, key)

@@ -1,0 +1,59 @@
+"""GPU check of the `minatar` preset: two generations with the real population (64 members
+x 4 seeds x 4 games), inner runs shortened so the check takes minutes; prints the time of
+each generation, env steps/s, and the peak accelerator memory.
+
+    bash scripts/gpu_check.sh                      # on a GPU machine (pip install -e ".[cuda]")
+    bash scripts/gpu_check.sh --set population_size=4 seeds_per_member=1 total_timesteps=2048   # CPU smoke test
+
+A full generation's time is extrapolated from the shortened one (inner cost is linear in steps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import inner_loop  # noqa: F401  (XLA flag before jax)
+import jax
+
+from discover.sweep import build_machinery
+from discover.sweep_config import apply_sweep_overrides, get_preset
+from outer_loop import Normalisation
+
+SHORT = ["total_timesteps=524288"]  # 1/19 of the preset's 1e7 steps per run: two generations in minutes
+
+
+def peak_memory() -> str:
+    stats = jax.devices()[0].memory_stats() or {}
+    peak = stats.get("peak_bytes_in_use")
+    return f"{peak / 2**30:.2f} GiB" if peak else "n/a (this backend reports no memory stats)"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--set", dest="settings", action="extend", nargs="+", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args()
+    full = get_preset("minatar")
+    config = apply_sweep_overrides(full, SHORT + args.settings).validate()
+    print(f"device: {jax.devices()[0].device_kind} x {jax.device_count()} ({jax.default_backend()}); "
+          f"population {config.population_size} x {config.seeds_per_member} seeds x {', '.join(config.envs)}, "
+          f"{config.train_configs()[0].total_timesteps:,} steps per run", flush=True)
+    # Fitness normalisers do not change the cost; the stored references are for the full runs.
+    machinery = build_machinery(config, Normalisation(ppo=[1.0] * len(config.envs), untrained=[0.0] * len(config.envs)))
+    state, steps = machinery.initial_state, machinery.env_steps_per_generation
+    for generation in (1, 2):
+        start = time.perf_counter()
+        state, metrics = machinery.run_generations(state, 1)
+        jax.block_until_ready((state, metrics))
+        seconds = time.perf_counter() - start
+        label = "(with compilation)" if generation == 1 else ""
+        print(f"generation {generation}: {seconds:.1f} s {label}, {steps / seconds:,.0f} env steps/s, "
+              f"mean fitness {float(metrics['fitness_mean'][0]):.3f}, peak memory {peak_memory()}", flush=True)
+    full_steps = steps * full.train_configs()[0].total_timesteps / config.train_configs()[0].total_timesteps
+    print(f"a full minatar generation ({full_steps:,.0f} env steps) at this rate: {full_steps / (steps / seconds):,.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
