@@ -2,6 +2,7 @@
 
 import io
 import json
+import os
 import zipfile
 from dataclasses import dataclass
 from typing import ClassVar
@@ -40,6 +41,24 @@ def test_round_trip_gives_identical_values_under_jit_grad_and_vmap(lpo_file):
     assert loaded.metadata["format_version"] == FORMAT_VERSION
     assert loaded.metadata["provenance"]["generation"] == 3 and loaded.metadata["axiom_check"]["passed"]
     assert loaded.metadata["provenance"]["versions"]["jax"]
+
+
+DATA = os.path.join(os.path.dirname(__file__), "data")
+
+
+@pytest.mark.parametrize("name", ["lpo", "ta_lpo"])
+def test_format_1_files_load_as_the_family_they_were_written_with(name):
+    """tests/data/*_format1.drift.npz were written by the format-1 code (commit 4428296,
+    `save_drift` of `drifts.get(name, hidden_size=8, init_scale=0.5)`, PRNGKey(5))."""
+    loaded = discover.load_drift(os.path.join(DATA, f"{name}_format1.drift.npz"))
+    assert loaded.metadata["format_version"] == 1 and loaded.metadata["parameterisation"] == name
+    assert loaded.drift.name == f"{name}_v1" and loaded.drift.options()["hidden_size"] == 8
+    if name == "lpo":
+        np.testing.assert_allclose(float(loaded(1.5, 2.0)), 0.7308060526847839, rtol=1e-6)  # printed then
+    v1 = drifts.get(f"{name}_v1", hidden_size=8, init_scale=0.5)
+    ratio, adv = jnp.exp(jnp.linspace(-2, 2, 17)), jnp.linspace(-3, 3, 17)
+    np.testing.assert_array_equal(loaded(ratio, adv, 0.3), v1(v1.init(jax.random.PRNGKey(5)), ratio, adv, 0.3))
+    assert loaded.metadata["axiom_check"]["passed"]
 
 
 def test_loaded_drift_in_a_hand_written_ppo_loss(tmp_path):
@@ -104,8 +123,8 @@ def test_every_bad_file_is_a_one_line_error_naming_the_file(lpo_file, tmp_path, 
     shape = _rewrite(path, tmp_path / "shape.npz", change_arrays=lambda a: a.update(
         {"params/Dense_0/kernel": np.zeros((8, 5), np.float32)}))
     nan = _rewrite(path, tmp_path / "nan.npz", change_arrays=lambda a: a.update(
-        {"params/Dense_0/kernel": np.full((8, 8), np.nan, np.float32)}))
-    missing = _rewrite(path, tmp_path / "missing.npz", change_arrays=lambda a: a.pop("params/Dense_1/kernel"))
+        {"params/Dense_0/kernel": np.full((12, 8), np.nan, np.float32)}))
+    missing = _rewrite(path, tmp_path / "missing.npz", change_arrays=lambda a: a.pop("params/out/kernel"))
     npy = tmp_path / "npy.npz"  # np.save output renamed: one bare array, not an archive
     with open(npy, "wb") as f:
         np.save(f, np.zeros(3))
@@ -133,9 +152,9 @@ def test_every_bad_file_is_a_one_line_error_naming_the_file(lpo_file, tmp_path, 
         (other, "is not a mirror-learning-drift file"),
         (unknown, "unknown parameterisation 'mystery'"),
         (option, "hidden_size=-2"),
-        (shape, "has shape [8, 5], expected [8, 8]"),
+        (shape, "has shape [8, 5], expected [12, 8]"),
         (nan, "is not finite"),
-        (missing, "missing ['params/Dense_1/kernel']"),
+        (missing, "missing ['params/out/kernel']"),
         (str(npy), "is a single .npy array, not a drift file"),
         (wrong_type["options_list"], "metadata field 'options' is an array ['x']; it must be an object"),
         (wrong_type["axioms_null"], "metadata field 'axiom_check' is null; it must be an object"),

@@ -22,7 +22,8 @@ from wandb_records import artifact_names, history_rows
 TINY = ["population_size=4", "seeds_per_member=2", "checkpoint_every=2", "mean_drift_seeds=2",
         "total_timesteps=512", "num_envs=4", "num_steps=32", "update_epochs=1", "num_minibatches=2",
         "final_window=0.5",  # 2 of the 4 updates: every seed finishes an episode there
-        "drift.hidden_size=4"]
+        "drift.hidden_size=4",
+        "test_envs="]  # quick's held-out Acrobot finishes no episode in 512 steps (tests/test_sweep_envs.py)
 FITNESS_KEYS = ("generation", "fitness_mean", "fitness_max", "fitness_min", "fitness_std", "env_steps",
                 "mean_drift_fitness", "best_fitness_so_far", "nonfinite_returns")
 
@@ -213,12 +214,16 @@ def test_generations_compile_once_whatever_device_the_state_comes_from(caplog):
     assert len(compiles) == 1
 
 
-def test_the_quick_preset_has_a_stored_ppo_reference():
+@pytest.mark.parametrize("preset", ["quick", "transfer"])
+def test_the_cpu_presets_have_stored_references(preset):
     # Without one, the README's main job re-measures PPO (16 seeds) before every sweep; a
     # preset change that PPO does not read (kl_delta, for TRPO) once caused exactly that.
-    for config in get_preset("quick").train_configs():
-        entry = find_reference(config)
-        assert entry is not None and entry["seeds"] >= 16 and entry["ppo_reference_return"] > 0
+    config = get_preset(preset)
+    assert config.test_envs  # both report held-out envs
+    for train_config in config.train_configs() + config.test_configs():
+        entry = find_reference(train_config)
+        assert entry is not None and entry["seeds"] >= 16
+        assert entry["ppo_reference_return"] > entry["untrained_return"]
 
 
 def test_a_reference_matches_only_configs_that_train_the_same():
