@@ -38,7 +38,8 @@ def add_compare_command(sub) -> None:
     compare.add_argument("--seed", type=seed_argument, default=0, help="base PRNG seed (default 0)")
     compare.add_argument("--baselines", default="ppo,dpo", help="zoo baselines (default ppo,dpo; '' for none)")
     compare.add_argument("--set", dest="settings", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
-                         help="inner-loop override for every env (total_timesteps=1e5, ...)")
+                         help="inner-loop override for every env (total_timesteps=1e5, ...), or for one "
+                              "(inner.Acrobot-v1.lr=1e-2, as in sweep)")
     compare.add_argument("-o", "--output", required=True, help="report folder (e.g. reports/<name>)")
     compare.set_defaults(handler=cmd_compare)
 
@@ -78,10 +79,20 @@ def env_configs(envs: list[str], settings: list[str]):
 
     if any(s.startswith("drift.") for s in settings):
         raise ConfigError("--set drift.<option> is not allowed in compare; pass a drift file or zoo name")
+    shared, per_env = [], {}
+    for pair in settings:  # inner.<env>.<field>=value: one env's setting, as in sweep (env ids have no dots)
+        key = pair.partition("=")[0].strip()
+        if key.startswith("inner.") and key.count(".") >= 2:
+            env = key[len("inner."):].rsplit(".", 1)[0]
+            if env not in envs:
+                raise ConfigError(f"--set {key}: {env!r} is not one of --envs ({', '.join(envs)})")
+            per_env.setdefault(env, []).append(pair.strip()[len(f"inner.{env}."):])
+        else:
+            shared.append(pair.removeprefix("inner."))
     configs = []
     for env in envs:
         make_env(env)
-        config, _ = apply_train_overrides(preset(env), "zero", settings, fixed=("env_id",))
+        config, _ = apply_train_overrides(preset(env), "zero", shared + per_env.get(env, []), fixed=("env_id",))
         configs.append(config.validate())
     return configs
 

@@ -43,6 +43,7 @@ def test_compare_report_has_every_section_and_matches_results_json(tmp_path, cap
     out = tmp_path / "reports" / "tiny"
     argv = ["compare", str(drift_path), "--envs", "CartPole-v1,Catch-bsuite", "--seeds", "3",
             "--baselines", "ppo,dpo", "-o", str(out)] + [x for s in TINY for x in ("--set", s)]
+    argv += ["--set", "inner.Catch-bsuite.ent_coef=0.02"]  # one env's setting, as in sweep
     assert main(argv) == 0
     assert sorted(os.listdir(out)) == ["curves.png", "final_returns.png", "landscapes.png", "report.html",
                                        "report.md", "results.json"]
@@ -68,6 +69,7 @@ def test_compare_report_has_every_section_and_matches_results_json(tmp_path, cap
     assert results["aggregate"]["ppo"]["mean"] == pytest.approx(1.0)
     p = results["probability_beats_ppo"]["learned"]["CartPole-v1"]["p"]
     assert 0.0 <= p <= 1.0 and len(results["curves"]["ppo|CartPole-v1"]) == 3
+    assert results["configs"]["Catch-bsuite"]["ent_coef"] == 0.02 and results["configs"]["CartPole-v1"]["ent_coef"] == 0.01
     page = (out / "report.html").read_text()
     assert "data:image/png;base64," in page and "http" not in page.replace("charset", "")
 
@@ -83,6 +85,8 @@ def test_compare_bad_input_is_one_line(tmp_path, capsys):
         (["compare", "ppo", "-o", str(tmp_path / "full")], "exists and is not empty"),
         (["compare", "ppo", "--seeds", "2", "-o", str(tmp_path / "full" / "x")], "is an existing file"),
         (["compare", "ppo", "--set", "drift.eps=0.1", "-o", str(tmp_path / "r")], "drift.<option> is not allowed"),
+        (["compare", "ppo", "--set", "inner.Acrobot-v1.lr=0.1", "-o", str(tmp_path / "r")],
+         "'Acrobot-v1' is not one of --envs (CartPole-v1)"),
     ]:
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
