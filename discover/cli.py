@@ -136,7 +136,9 @@ def resolve_train(env_id: str, drift_name: str, settings: list[str]):
     make_env(env_id)  # unknown env ids fail here, with the allowed list
     name, alias_settings = ALGORITHM_ALIASES.get(drift_name, (drift_name, {}))
     if name not in drifts.names():
-        allowed = ", ".join(drifts.names() + list(ALGORITHM_ALIASES))
+        from discover.drift_file import packaged_drifts
+
+        allowed = ", ".join(drifts.names() + list(ALGORITHM_ALIASES) + packaged_drifts())
         raise ConfigError(f"unknown drift {drift_name!r}; allowed: {allowed}")
     config = preset(env_id).replace(**ALIAS_ENV_DEFAULTS.get((drift_name, env_id), {}), **alias_settings)
     config, drift_options = apply_train_overrides(config, name, settings,
@@ -148,9 +150,10 @@ def cmd_train(args) -> int:
     import jax
     import numpy as np
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from discover.outputs import package_versions, write_json_atomic
+    from discover.progress import progress_display
     from discover.report_text import curve_table, summary_table
     from discover.training import train_seeds
 
@@ -176,9 +179,9 @@ def cmd_train(args) -> int:
         drift_params = drift.init(drift_key)
     console.print(f"[bold]{args.drift}[/] on [bold]{config.env_id}[/]: {args.seeds} seeds x "
                   f"{config.env_steps:,} env steps ({config.num_updates} updates of {config.batch_size})")
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("updates"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                  console=console, transient=False) as progress:
+    with progress_display(console, TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                          TextColumn("updates"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                          unit="updates") as progress:
         task = progress.add_task("compiling", total=config.num_updates)
 
         def on_progress(done, total):

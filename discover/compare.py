@@ -319,9 +319,10 @@ def draw_figures(folder: str, runs: dict, entries: list[dict], envs: list[str], 
 def cmd_compare(args) -> int:
     import jax
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
     from discover.outputs import ensure_writable_dir, package_versions, write_json_atomic
+    from discover.progress import progress_display
     from discover.training import train_seeds
 
     if args.seeds < 2:
@@ -347,8 +348,8 @@ def cmd_compare(args) -> int:
     console = Console(stderr=True)
     runs = {}
     key = jax.random.PRNGKey(args.seed)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console) as progress:
+    with progress_display(console, TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                          TimeElapsedColumn(), unit="runs") as progress:
         task = progress.add_task("training", total=len(entries) * len(envs))  # + untrained runs (untimed)
         for env, config in zip(envs, configs):
             env_key = jax.random.fold_in(key, envs.index(env))

@@ -246,6 +246,7 @@ def run_sweep(config: SweepConfig, run_dir: str, *, name: str, resume: bool = Fa
         run_id = f"{name}-{time.strftime('%Y%m%d%H%M%S')}".replace("/", "-")[:64]
         saved = {"name": name, "sweep": config.to_dict(), "wandb_run_id": run_id,
                  "inner_configs": [c.to_dict() for c in config.train_configs()],
+                 "test_inner_configs": [c.to_dict() for c in config.test_configs()],
                  "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": package_versions()}
         if writer:
             write_json_atomic(references_path, {"references": references, "test_references": test_references})

@@ -83,8 +83,9 @@ def cmd_sweep(args) -> int:
 
         initialize_distributed()  # done already when run as `discover sweep --distributed`
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    from discover.progress import progress_display
     from discover.sweep import run_sweep
 
     config, run_dir, name, resume = resolve_sweep(args)
@@ -104,9 +105,10 @@ def cmd_sweep(args) -> int:
                       "(Ctrl-C again to stop now)[/]")
 
     previous = signal.signal(signal.SIGINT, on_sigint)
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("gens  best {task.fields[best]}  mean {task.fields[mean]}{task.fields[test]}"),
-                        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console)
+    progress = progress_display(console, TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("gens  best {task.fields[best]}  mean {task.fields[mean]}"
+                                           "{task.fields[test]}"),
+                                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), unit="generations")
     task = progress.add_task("compiling", total=config.generations, best="-", mean="-", test="")
 
     def on_start(done, total):

@@ -819,7 +819,7 @@ def resolve_drift(spec: str, option_pairs: list[str], seed: int) -> tuple[DriftF
             return drift(params, ratio, advantage, progress)
 
         return drift_fn, {"drift": spec, "drift_options": drift.options()}
-    from discover.drift_file import drift_file_path, load_drift
+    from discover.drift_file import drift_file_path, load_drift, packaged_drifts
 
     if os.path.exists(spec) or drift_file_path(spec):
         if option_pairs:
@@ -829,8 +829,8 @@ def resolve_drift(spec: str, option_pairs: list[str], seed: int) -> tuple[DriftF
         loaded = load_drift(spec, check_axioms=False)
         return loaded, {"drift": spec, "drift_file": True,
                         "drift_options": dict(getattr(loaded, "metadata", {}).get("options", {}))}
-    raise ConfigError(f"unknown drift {spec!r}; allowed: {', '.join(drifts.names())}, trpo, or the path of a "
-                      "drift file")
+    raise ConfigError(f"unknown drift {spec!r}; allowed: {', '.join(drifts.names() + packaged_drifts())}, trpo, "
+                      "or the path of a drift file")
 
 
 def cmd_verify(args) -> int:

@@ -10,7 +10,6 @@ Relative error = ||d_fit - d_target|| / ||d_target|| over the samples (issue tar
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 

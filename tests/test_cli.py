@@ -54,7 +54,7 @@ def test_trpo_critic_lr_on_cartpole_is_a_default_that_set_changes():
 @pytest.mark.parametrize("args,fragment", [
     (["--env", "Nope-v0"], "unknown env id 'Nope-v0'; allowed: CartPole-v1"),
     (["--env", "MNISTBandit-bsuite"], "not supported"),
-    (["--drift", "sqrt"], "unknown drift 'sqrt'; allowed: zero, kl, ppo, dpo, lpo, ta_lpo, trpo"),
+    (["--drift", "sqrt"], "unknown drift 'sqrt'; allowed: zero, kl, ppo, dpo, lpo, ta_lpo, lpo_v1, ta_lpo_v1, trpo, transfer-v1"),
     (["--set", "drift.alpha=1"], "drift 'ppo' has no option 'alpha'; allowed: drift.eps"),
     (["--set", "num_envs=0"], "num_envs=0 is not allowed; it must be a positive integer"),
     (["--set", "num_steps=-5"], "num_steps=-5"),
@@ -137,9 +137,6 @@ def test_one_set_takes_several_pairs(tmp_path):
 
 @pytest.mark.slow
 def test_gpu_check_script_runs_on_cpu_with_a_tiny_override():
-    import subprocess
-    import sys
-
     script = os.path.join(os.path.dirname(__file__), "..", "scripts", "gpu_check.sh")
     out = subprocess.run(["bash", script, "--set", "envs=Breakout-MinAtar", "population_size=4",
                           "seeds_per_member=1", "total_timesteps=1024", "num_envs=4", "num_steps=32",

@@ -254,3 +254,23 @@ def test_export_best_tolerates_a_cut_metrics_line_and_names_a_missing_metrics_fi
     assert "has no metrics.jsonl" in err and repr(no_metrics) in err and "--generation last" in err
     assert err.count("\n") == 1 and not out.exists()
     assert choose_drift_file(no_metrics, "last", "mean")[0] == 2  # which needs no metrics
+
+
+def test_the_discovered_transfer_drift_ships_with_the_package_under_its_name(tmp_path, capsys, monkeypatch):
+    from discover.compare import resolve_entries
+    from discover.drift_file import drift_file_path, packaged_drifts
+
+    assert "transfer-v1" in packaged_drifts()
+    loaded = discover.load_drift("transfer-v1")
+    provenance = loaded.metadata["provenance"]
+    assert loaded.name == "lpo" and provenance["sweep"] == "transfer-v1"
+    assert provenance["training_envs"] == ["CartPole-v1", "Pendulum-v1"]
+    assert provenance["test_envs"] == ["Acrobot-v1", "Breakout-MinAtar"] and loaded.metadata["axiom_check"]["passed"]
+    (entry,) = resolve_entries(["transfer-v1"], [])
+    assert entry["label"] == "transfer-v1" and entry["training_envs"] == ["CartPole-v1", "Pendulum-v1"]
+    monkeypatch.chdir(tmp_path)
+    assert main(["inspect", "transfer-v1"]) == 0
+    shown = capsys.readouterr().out
+    assert "transfer-v1" in shown and "Acrobot-v1, Breakout-MinAtar" in shown and "docs/results/transfer" in shown
+    (tmp_path / "transfer-v1").write_text("a local file of that name wins")
+    assert drift_file_path("transfer-v1") == "transfer-v1"

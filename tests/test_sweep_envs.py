@@ -10,7 +10,7 @@ import pytest
 from discover.cli import main
 from discover.drift_file import load_drift
 from discover.sweep_config import apply_sweep_overrides, get_preset, load_config_file
-from test_sweep import FITNESS_KEYS, TINY, read_metrics, sweep_args
+from test_sweep import FITNESS_KEYS, read_metrics, sweep_args
 
 # Catch's episodes last 9 steps, so a tiny budget still gives every seed a final return.
 HELD_OUT = ["test_envs=Catch-bsuite", "inner.Catch-bsuite.total_timesteps=1024"]

@@ -258,7 +258,8 @@ def test_cli_failing_drift_file_exits_1(main, tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("args,fragment", [
-    (["nope"], "unknown drift 'nope'; allowed: zero, kl, ppo, dpo, lpo, ta_lpo, trpo, or the path of a drift file"),
+    (["nope"], "unknown drift 'nope'; allowed: zero, kl, ppo, dpo, lpo, ta_lpo, lpo_v1, ta_lpo_v1, transfer-v1, "
+               "trpo, or the path of a drift file"),
     (["ppo", "--set", "colour=blue"], "unknown setting 'colour'; allowed: num_mdps,"),
     (["ppo", "--set", "num_mdps=many"], "num_mdps='many' is not a valid int"),
     (["ppo", "--set", "neighbourhood=ball"], "neighbourhood='ball' is not allowed"),
