@@ -162,7 +162,7 @@ class SweepConfig:
 # at its preset, 65,536 steps, PPO -325 / DPO -248 / no drift -1068, a good policy ~-150),
 # one discrete and one continuous, starting at PPO; held out: Acrobot-v1 as above and
 # Breakout-MinAtar at its preset lr, 131,072 steps (a pixel game; at 262,144 steps PPO 11.1,
-# DPO 9.7, no drift 0.5, untrained 0.4). About 45 minutes on 2 CPU cores.
+# DPO 9.7, no drift 0.5, untrained 0.4). About 30-40 minutes on 2 CPU cores (docs/design.md).
 # minatar: the published LPO set-up (Lu et al. 2022): the four MinAtar games at 1e7 steps,
 # population 64, antithetic Open_ES, std 0.03, starting at PPO (a GPU job).
 _HIGH_LR_CARTPOLE = {"total_timesteps": 32_768, "lr": 1e-2}
@@ -175,7 +175,7 @@ PRESETS: dict[str, SweepConfig] = {
         inner=dict(_HIGH_LR_CARTPOLE), test_envs=("Acrobot-v1",),
     ),
     "transfer": SweepConfig(
-        envs=("CartPole-v1", "Pendulum-v1"), generations=60, population_size=16, seeds_per_member=2,
+        envs=("CartPole-v1", "Pendulum-v1"), generations=120, population_size=16, seeds_per_member=2,
         checkpoint_every=10, mean_drift_seeds=8,
         strategy=StrategyConfig(name="Open_ES", std=0.05, lr=0.03),
         drift="lpo", drift_options={"hidden_size": 32, "start": "ppo"},

@@ -57,6 +57,22 @@ def test_axioms_hold_for_random_params_and_extreme_inputs(name, options, seed, l
     assert bool(jnp.all(jnp.isfinite(grads))), "gradient must be finite at extreme inputs"
 
 
+@pytest.mark.parametrize("start", ["none", "ppo", "dpo"])
+@pytest.mark.parametrize("scale", [1.0, 10.0, 100.0])
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**16))
+def test_family_axioms_for_random_params_at_scales_1_10_100(start, scale, seed):
+    """Every layer random (read-out too), times 1, 10, 100; inputs to 1e+-6 and |A| to 1e4."""
+    drift = drifts.get("lpo", start=start, hidden_size=16, num_layers=2, init_scale=1.0)
+    params = scaled_params(drift, seed, scale)
+    ratio, adv, progress = inputs(seed)
+    d = drift(params, ratio, adv, progress)
+    assert bool(jnp.all(jnp.isfinite(d))) and bool(jnp.all(d >= 0))
+    assert bool(jnp.all(drift(params, jnp.ones_like(adv), adv, progress) == 0))
+    slope = jax.vmap(jax.grad(lambda r, a: drift(params, r, a)))(jnp.ones_like(adv), adv)
+    assert bool(jnp.all(slope == 0))
+
+
 def one_sided_quotients(drift_fn, adv, h):
     """|d(1 +- h, A) - d(1, A)| / h for both sides (float64)."""
     return [jnp.abs(drift_fn(jnp.full_like(adv, 1.0 + side * h), adv) - drift_fn(jnp.ones_like(adv), adv)) / h
