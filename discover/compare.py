@@ -151,20 +151,44 @@ def summarize(runs: dict, labels: list[str], envs: list[str], training: dict, se
                 results["aggregate_excluded_envs"][env] = "PPO's mean equals the untrained return"
             else:
                 spans[env] = ppo_mean - untrained[env]
+        results["aggregate"] = _aggregates(runs, labels, spans, untrained, seed)
+        # The same aggregate over each drift's training envs and over its held-out envs alone
+        # (every drift scored on the same env group), so transfer is read directly.
+        groups: dict[tuple, dict] = {}
         for label in labels:
-            strata = []
-            for env, span in spans.items():
-                x = np.asarray(runs[(label, env)]["final_return"], np.float64)
-                strata.append((x[np.isfinite(x)] - untrained[env]) / span)
-            pooled = np.concatenate(strata) if strata else np.zeros(0)
-            agg = {}
-            for name in ("mean", "iqm"):
-                fn = stats.statistic(name)
-                agg[name] = fn(pooled) if pooled.size else None
-                agg[f"{name}_ci"] = list(stats.stratified_bootstrap_ci(strata, fn, resamples=RESAMPLES, seed=seed)) \
-                    if pooled.size else [None, None]
-            results["aggregate"][label] = agg
+            if training[label] is None:
+                continue
+            for kind, group in (("training", [e for e in envs if e in training[label]]),
+                                ("held out", [e for e in envs if e not in training[label]])):
+                group = tuple(e for e in group if e in spans)
+                if group:
+                    groups.setdefault(group, {}).setdefault(kind, []).append(label)
+        results["aggregate_groups"] = {
+            "; ".join(f"{kind} by {', '.join(owners)}" for kind, owners in kinds.items()): {
+                "envs": list(group), "by_drift": _aggregates(runs, labels, {e: spans[e] for e in group}, untrained, seed)}
+            for group, kinds in groups.items()}
     return results
+
+
+def _aggregates(runs: dict, labels: list[str], spans: dict, untrained: dict, seed: int) -> dict:
+    """{label: {mean, iqm, and their CIs}} of PPO-normalised scores pooled over `spans`' envs."""
+    from discover import stats
+
+    out = {}
+    for label in labels:
+        strata = []
+        for env, span in spans.items():
+            x = np.asarray(runs[(label, env)]["final_return"], np.float64)
+            strata.append((x[np.isfinite(x)] - untrained[env]) / span)
+        pooled = np.concatenate(strata) if strata else np.zeros(0)
+        agg = {}
+        for name in ("mean", "iqm"):
+            fn = stats.statistic(name)
+            agg[name] = fn(pooled) if pooled.size else None
+            agg[f"{name}_ci"] = list(stats.stratified_bootstrap_ci(strata, fn, resamples=RESAMPLES, seed=seed)) \
+                if pooled.size else [None, None]
+        out[label] = agg
+    return out
 
 
 def _fmt(value, ci=None) -> str:
@@ -215,10 +239,9 @@ def markdown_report(name: str, meta: dict, results: dict, labels: list[str], env
         if len(excluded) == len(envs):
             lines += ["No env is left, so there is no PPO-normalised score.", ""]
         else:
-            lines += ["| drift | mean | IQM |", "|---|---|---|"]
-            for label, agg in results["aggregate"].items():
-                lines.append(f"| {label} | {_fmt(agg['mean'], agg['mean_ci'])} | {_fmt(agg['iqm'], agg['iqm_ci'])} |")
-            lines.append("")
+            lines += _aggregate_table(results["aggregate"])
+            for name, group in results.get("aggregate_groups", {}).items():
+                lines += [f"### Envs {name}: {', '.join(group['envs'])}", ""] + _aggregate_table(group["by_drift"])
     lines += ["## Figures", ""]
     for title, path in figures.items():
         lines += [f"### {title}", "", f"![{title}]({path})", ""]
@@ -228,6 +251,13 @@ def markdown_report(name: str, meta: dict, results: dict, labels: list[str], env
         lines.append(f"| {label} | {meta['sources'][label]} | "
                      f"{', '.join(envs_trained) if envs_trained else '-'} |")
     return "\n".join(lines) + "\n"
+
+
+def _aggregate_table(by_drift: dict) -> list[str]:
+    lines = ["| drift | mean | IQM |", "|---|---|---|"]
+    for label, agg in by_drift.items():
+        lines.append(f"| {label} | {_fmt(agg['mean'], agg['mean_ci'])} | {_fmt(agg['iqm'], agg['iqm_ci'])} |")
+    return lines + [""]
 
 
 def html_report(markdown: str, folder: str) -> str:

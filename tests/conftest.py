@@ -13,3 +13,17 @@ COMPILATION_CACHE = os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 jax.config.update("jax_compilation_cache_dir", COMPILATION_CACHE)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def uninterrupted(tmp_path_factory):
+    """A tiny 6-generation sweep (wandb offline), shared by the sweep tests as the reference."""
+    from discover.cli import main
+    from sweep_helpers import sweep_args
+
+    runs = tmp_path_factory.mktemp("runs")
+    assert main(sweep_args(runs, "full", 6, wandb="offline")) == 0
+    return runs / "full"

@@ -17,38 +17,8 @@ from discover.drift_file import load_drift
 from discover.references import find_reference
 from discover.sweep_config import apply_sweep_overrides, get_preset, load_config_file
 from inner_loop.errors import ConfigError
+from sweep_helpers import TINY, numbers, read_metrics, sweep_args
 from wandb_records import artifact_names, history_rows
-
-TINY = ["population_size=4", "seeds_per_member=2", "checkpoint_every=2", "mean_drift_seeds=2",
-        "total_timesteps=512", "num_envs=4", "num_steps=32", "update_epochs=1", "num_minibatches=2",
-        "final_window=0.5",  # 2 of the 4 updates: every seed finishes an episode there
-        "drift.hidden_size=4",
-        "test_envs="]  # quick's held-out Acrobot finishes no episode in 512 steps (tests/test_sweep_envs.py)
-FITNESS_KEYS = ("generation", "fitness_mean", "fitness_max", "fitness_min", "fitness_std", "env_steps",
-                "mean_drift_fitness", "best_fitness_so_far", "nonfinite_returns")
-
-
-def sweep_args(runs_dir, name, generations, extra=(), wandb="disabled"):
-    settings = [f"generations={generations}", *TINY, *extra]
-    return ["sweep", "--name", name, "--runs-dir", str(runs_dir), "--wandb", wandb,
-            *[x for s in settings for x in ("--set", s)]]
-
-
-def read_metrics(run_dir):
-    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-        return [json.loads(line) for line in f]
-
-
-def numbers(rows):
-    """The deterministic part of the metrics (not wall-clock seconds)."""
-    return [{k: row[k] for k in FITNESS_KEYS if k in row} for row in rows]
-
-
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    runs = tmp_path_factory.mktemp("runs")
-    assert main(sweep_args(runs, "full", 6, wandb="offline")) == 0
-    return runs / "full"
 
 
 def test_run_folder_holds_config_metrics_checkpoints_drifts_and_heatmaps(uninterrupted):
