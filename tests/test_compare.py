@@ -129,14 +129,6 @@ def test_ppo_normalised_scores_keep_their_order_on_negative_returns():
     results = summarize(runs, ["worse", "ppo"], ["Acro"], {"worse": None, "ppo": None}, seed=0,
                         untrained={"Acro": -500.0})
     assert results["aggregate"]["ppo"]["mean"] == pytest.approx(1.0)
-    held_out = results["aggregate_groups"]["held out by learned"]
-    assert held_out["envs"] == ["Catch-bsuite"] and results["aggregate_groups"]["training by learned"]["envs"] == [
-        "CartPole-v1"]
-    catch = results["per_env"]["Catch-bsuite"]
-    scores = (np.asarray(catch["learned"]["final_returns"]) - results["untrained_return"]["Catch-bsuite"]) / (
-        catch["ppo"]["mean"] - results["untrained_return"]["Catch-bsuite"])
-    assert held_out["by_drift"]["learned"]["mean"] == pytest.approx(scores.mean())
-    assert "### Envs held out by learned: Catch-bsuite" in report
     assert results["aggregate"]["worse"]["mean"] == pytest.approx(0.5)  # (-300 + 500) / (-100 + 500)
 
 
@@ -163,15 +155,7 @@ def test_unmeasured_untrained_return_is_never_a_number_and_a_zoo_drift_under_tes
     assert results["aggregate_excluded_envs"] == {"CartPole-v1": "untrained return not measured"}
     assert "CartPole-v1 not measured" in report and "CartPole-v1 0.000" not in report
     assert "Left out of the aggregate (no zero or one point): CartPole-v1 (untrained return not measured)" in report
-    assert results["aggregate"]["ppo"]["mean"] == pytest.approx(1.0)
-    held_out = results["aggregate_groups"]["held out by learned"]
-    assert held_out["envs"] == ["Catch-bsuite"] and results["aggregate_groups"]["training by learned"]["envs"] == [
-        "CartPole-v1"]
-    catch = results["per_env"]["Catch-bsuite"]
-    scores = (np.asarray(catch["learned"]["final_returns"]) - results["untrained_return"]["Catch-bsuite"]) / (
-        catch["ppo"]["mean"] - results["untrained_return"]["Catch-bsuite"])
-    assert held_out["by_drift"]["learned"]["mean"] == pytest.approx(scores.mean())
-    assert "### Envs held out by learned: Catch-bsuite" in report  # from Catch alone
+    assert results["aggregate"]["ppo"]["mean"] == pytest.approx(1.0)  # from Catch alone
     # zero is the drift under test (a zoo drift, not trained on any env); ppo is the baseline.
     assert results["baselines"] == ["ppo"]
     for env in ("CartPole-v1", "Catch-bsuite"):

@@ -218,7 +218,9 @@ def test_config_file_with_preset_and_overrides(tmp_path):
     assert (config.generations, config.strategy.name, config.strategy.std) == (7, "SNES", 0.07)
     assert config.drift == "ta_lpo" and config.drift_options["hidden_size"] == 8
     assert config.inner == {**get_preset("quick").inner, "total_timesteps": 4096}
-    config = apply_sweep_overrides(config, ["strategy.lr=0.1", "lr=3e-3", "envs=CartPole-v1,Acrobot-v1"])
+    with pytest.raises(ConfigError, match="test env 'Acrobot-v1' is also a training env"):  # quick holds it out
+        apply_sweep_overrides(config, ["envs=CartPole-v1,Acrobot-v1"]).validate()
+    config = apply_sweep_overrides(config, ["strategy.lr=0.1", "lr=3e-3", "envs=CartPole-v1,Acrobot-v1", "test_envs="])
     assert config.strategy.lr == 0.1 and config.inner["lr"] == 3e-3 and config.envs == ("CartPole-v1", "Acrobot-v1")
     assert [c.env_id for c in config.validate().train_configs()] == ["CartPole-v1", "Acrobot-v1"]
 
@@ -230,7 +232,7 @@ def _error(capsys, argv):
 
 
 @pytest.mark.parametrize("argv,fragment", [
-    (["sweep", "--preset", "huge"], "unknown preset 'huge'; allowed: quick, minatar"),
+    (["sweep", "--preset", "huge"], "unknown preset 'huge'; allowed: quick, transfer, minatar"),
     (["sweep", "--set", "strategy=NoSuchES"], "unknown strategy 'NoSuchES'; allowed:"),
     (["sweep", "--set", "population_size=7"], "population_size=7 is not allowed for Open_ES"),
     (["sweep", "--set", "generations=0"], "generations=0 is not allowed"),
