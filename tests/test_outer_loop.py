@@ -113,8 +113,9 @@ def test_randomised_learning_rate_is_drawn_per_run_and_common_to_members():
     assert lrs.min() >= 1e-4 * (1 - 1e-6) and lrs.max() <= 1e-2 * (1 + 1e-6)
     logs = np.log10(lrs)
     assert abs(logs.mean() + 3.0) < 0.15 and np.mean(logs < -3.5) > 0.15 and np.mean(logs > -2.5) > 0.15
-    assert float(randomized_hparams(trainer, keys[0], None).lr) == config.lr
+    assert randomized_hparams(trainer, keys[0], None).lr == np.float32(config.lr)
     drift = drifts.get("lpo", hidden_size=4, init_scale=0.1)
+    config = config.replace(total_timesteps=4 * 16 * 8, final_window=0.5)  # returns after some learning
     fitness_fn = make_population_fitness([config], drift, norm(1.0), 2, randomize={"lr": (1e-4, 1e-1)})
     params = drift.init(jax.random.PRNGKey(0))
     _, returns = jax.jit(fitness_fn)(jax.random.PRNGKey(0), jax.tree.map(lambda x: jnp.stack([x, x]), params))

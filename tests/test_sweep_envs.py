@@ -79,15 +79,15 @@ def test_per_env_tables_and_randomisation_from_a_toml_file(tmp_path):
     assert same == config
 
 
-def test_randomised_sweep_runs_and_resumes_to_the_same_numbers(tmp_path, uninterrupted):
-    randomized = ["inner_randomize.lr=1e-4,1e-1"]
-    assert main(sweep_args(tmp_path, "full", 2, randomized)) == 0
-    assert main(sweep_args(tmp_path, "part", 1, randomized)) == 0
-    assert main(["sweep", "--resume", str(tmp_path / "part"), "--wandb", "disabled", "--set", "generations=2"]) == 0
-    full, part = read_metrics(tmp_path / "full"), read_metrics(tmp_path / "part")
-    assert [{k: r[k] for k in TRAINING_KEYS} for r in full] == [{k: r[k] for k in TRAINING_KEYS} for r in part]
-    assert full[-1]["mean_drift_fitness"] == part[-1]["mean_drift_fitness"]  # (part also scored gen 1: its end)
-    assert full[0]["fitness_mean"] != read_metrics(uninterrupted)[0]["fitness_mean"]  # the same run, lr fixed
+def test_randomised_sweep_runs_and_differs_from_the_fixed_one(tmp_path, uninterrupted):
+    """The draws come from each run's seed key (part of the checkpointed state), so resuming
+    repeats them as it repeats the seeds (tests/test_sweep.py checks resume)."""
+    assert main(sweep_args(tmp_path, "randomised", 2, ["inner_randomize.lr=1e-4,1e-1"])) == 0
+    rows, fixed = read_metrics(tmp_path / "randomised"), read_metrics(uninterrupted)
+    assert [r["generation"] for r in rows] == [1, 2] and all(np.isfinite(r["fitness_mean"]) for r in rows)
+    assert rows[0]["fitness_mean"] != fixed[0]["fitness_mean"]  # the same sweep with the lr fixed
+    saved = json.loads((tmp_path / "randomised" / "config.json").read_text())
+    assert saved["sweep"]["inner_randomize"] == {"lr": [1e-4, 1e-1]}
 
 
 @pytest.mark.slow
