@@ -353,6 +353,7 @@ def cmd_compare(args) -> int:
 
     from discover.outputs import ensure_writable_dir, package_versions, write_json_atomic
     from discover.progress import progress_display
+    from discover.references import untrained_returns
     from discover.training import train_seeds
 
     if args.seeds < 2:
@@ -397,9 +398,7 @@ def cmd_compare(args) -> int:
             if ppo is None:
                 break
             progress.update(task, description=f"untrained policy on {env}")
-            result = train_seeds(config.replace(lr=1e-12), ppo["drift"], ppo["params"], args.seeds,
-                                 jax.random.fold_in(key, envs.index(env)))
-            finite = result.final_return[np.isfinite(result.final_return)]
+            finite = untrained_returns(config, args.seeds, jax.random.fold_in(key, envs.index(env)))
             untrained[env] = float(np.mean(finite)) if finite.size else None  # not measured: never a made-up 0
 
     labels = [e["label"] for e in entries]

@@ -47,15 +47,18 @@ def find_reference(config: TrainConfig, entries: list[dict] | None = None) -> di
 UNTRAINED_LR = 1e-12  # the untrained policy: the same trainer with a learning rate of ~0
 
 
-def measure_untrained(config: TrainConfig, num_seeds: int, key: jax.Array) -> dict:
-    """The untrained policy's final return on `config` over `num_seeds` seeds (NaN seeds,
-    which finished no episode in the final window, left out)."""
+def untrained_returns(config: TrainConfig, num_seeds: int, key: jax.Array) -> np.ndarray:
+    """The untrained policy's final returns on `config`, one per seed that finished an
+    episode in the final window (the others are NaN and left out)."""
     from discover.training import train_seeds
 
-    ppo = drifts.get("ppo")
-    result = train_seeds(config.replace(lr=UNTRAINED_LR), ppo, {}, num_seeds, key)
-    returns = np.asarray(result.final_return, np.float64)
-    finite = returns[np.isfinite(returns)]
+    returns = train_seeds(config.replace(lr=UNTRAINED_LR), drifts.get("ppo"), {}, num_seeds, key).final_return
+    return returns[np.isfinite(returns)]
+
+
+def measure_untrained(config: TrainConfig, num_seeds: int, key: jax.Array) -> dict:
+    """`untrained_returns` as reference-entry fields; ConfigError if no seed has one."""
+    finite = np.asarray(untrained_returns(config, num_seeds, key), np.float64)
     if not finite.size:
         raise ConfigError(f"untrained policy on {config.env_id}: no seed finished an episode in the last "
                           f"final_window={config.final_window} of {config.env_steps} steps; use a larger "

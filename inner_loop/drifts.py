@@ -173,7 +173,43 @@ START_DRIFTS = ("none", "ppo", "dpo")
 
 
 @dataclass(frozen=True)
-class LPODrift(Drift):
+class _NeuralDrift(Drift):
+    """What the two neural families share: their options, and their features with the
+    training progress appended for the time-aware variants."""
+
+    hidden_size: int = 64  # width of the bias-free tanh MLP
+    num_layers: int = 1  # hidden layers of the MLP
+    start: str = "ppo"  # the drift evolution starts at (the names `_check` allows)
+    eps: float = 0.2  # PPO clip range of the "ppo" start
+    init_scale: float = 0.0  # std of the read-out layer(s) at init (0: drift starts exactly at `start`)
+
+    time_aware: ClassVar[bool] = False
+    base_feature_count: ClassVar[int] = 0
+
+    @staticmethod
+    def base_features(ratio, advantage):
+        raise NotImplementedError
+
+    @property
+    def num_features(self) -> int:
+        return self.base_feature_count * (2 if self.time_aware else 1)
+
+    def features(self, ratio, advantage, progress):
+        phi = self.base_features(ratio, advantage)
+        if not self.time_aware:
+            return phi
+        progress = jnp.broadcast_to(jnp.asarray(progress, phi.dtype), phi.shape[:-1])
+        return jnp.concatenate([phi, phi * progress[..., None]], axis=-1)
+
+    @staticmethod
+    def _inputs(ratio, advantage):
+        """`ratio` and `advantage` as arrays of one float dtype and one shape."""
+        dtype = jnp.result_type(ratio, advantage, jnp.float32)
+        return jnp.broadcast_arrays(jnp.asarray(ratio, dtype), jnp.asarray(advantage, dtype))
+
+
+@dataclass(frozen=True)
+class LPODrift(_NeuralDrift):
     """Learned Policy Optimisation's drift (Lu et al. 2022) in a family that is valid for
     every parameter value and can move its start both ways.
 
@@ -193,21 +229,12 @@ class LPODrift(Drift):
     """
 
     name: ClassVar[str] = "lpo"
-    hidden_size: int = 64  # width of the bias-free tanh MLP
-    num_layers: int = 1  # hidden layers of the MLP
-    start: str = "ppo"  # the drift evolution starts at: "none" (0), "ppo" or "dpo" (default alpha, beta)
-    eps: float = 0.2  # PPO clip range of the "ppo" start
-    init_scale: float = 0.0  # std of the output and skip layers at init (0: drift starts exactly at `start`)
-
-    time_aware: ClassVar[bool] = False
+    base_feature_count: ClassVar[int] = 12
+    base_features = staticmethod(lpo_features)
 
     @property
     def net(self) -> _ResidualNet:
         return _ResidualNet(self.hidden_size, self.num_layers)
-
-    @property
-    def num_features(self) -> int:
-        return 24 if self.time_aware else 12
 
     def init(self, key):
         net_key, out_key, skip_key = jax.random.split(key, 3)
@@ -220,13 +247,6 @@ class LPODrift(Drift):
                 inner[name]["kernel"] = self.init_scale * jax.random.normal(layer_key, kernel.shape)
         return params
 
-    def features(self, ratio, advantage, progress):
-        psi = lpo_features(ratio, advantage)
-        if not self.time_aware:
-            return psi
-        progress = jnp.broadcast_to(jnp.asarray(progress, psi.dtype), psi.shape[:-1])
-        return jnp.concatenate([psi, psi * progress[..., None]], axis=-1)
-
     def base(self, ratio, advantage):
         if self.start == "ppo":
             return ppo_drift(ratio, advantage, self.eps)
@@ -235,8 +255,7 @@ class LPODrift(Drift):
         return jnp.zeros_like(ratio)
 
     def __call__(self, params, ratio, advantage, progress=0.0):
-        dtype = jnp.result_type(ratio, advantage, jnp.float32)
-        ratio, advantage = jnp.broadcast_arrays(jnp.asarray(ratio, dtype), jnp.asarray(advantage, dtype))
+        ratio, advantage = self._inputs(ratio, advantage)
         h = self.net.apply(params, self.features(ratio, advantage, progress))
         return jax.nn.relu(self.base(ratio, advantage) + h)
 
@@ -284,7 +303,7 @@ class _BiasFreeTanhNet(nn.Module):
 
 
 @dataclass(frozen=True)
-class LPOv1Drift(Drift):
+class LPOv1Drift(_NeuralDrift):
     """The format-1 LPO family: `d = [PPO drift if start == "ppo"] + g(phi(r, A))^2`.
 
     `phi` = `[r-1, (r-1)^2, log r, (log r)^2]` and each times A; `g` a bias-free tanh MLP.
@@ -293,21 +312,12 @@ class LPOv1Drift(Drift):
     """
 
     name: ClassVar[str] = "lpo_v1"
-    hidden_size: int = 64  # width of the bias-free tanh MLP
-    num_layers: int = 1  # hidden layers of the MLP
-    start: str = "ppo"  # "ppo": add PPO's drift; "none": pure net
-    eps: float = 0.2  # PPO clip range used when start == "ppo"
-    init_scale: float = 0.0  # std of the output layer at init (0: drift starts exactly at PPO / 0)
-
-    time_aware: ClassVar[bool] = False
+    base_feature_count: ClassVar[int] = 8
+    base_features = staticmethod(lpo_v1_features)
 
     @property
     def net(self) -> _BiasFreeTanhNet:
         return _BiasFreeTanhNet(self.hidden_size, self.num_layers)
-
-    @property
-    def num_features(self) -> int:
-        return 16 if self.time_aware else 8
 
     def init(self, key):
         net_key, out_key = jax.random.split(key)
@@ -317,16 +327,8 @@ class LPOv1Drift(Drift):
             out["kernel"] = self.init_scale * jax.random.normal(out_key, out["kernel"].shape)
         return params
 
-    def features(self, ratio, advantage, progress):
-        phi = lpo_v1_features(ratio, advantage)
-        if not self.time_aware:
-            return phi
-        progress = jnp.broadcast_to(jnp.asarray(progress, phi.dtype), phi.shape[:-1])
-        return jnp.concatenate([phi, phi * progress[..., None]], axis=-1)
-
     def __call__(self, params, ratio, advantage, progress=0.0):
-        dtype = jnp.result_type(ratio, advantage, jnp.float32)
-        ratio, advantage = jnp.broadcast_arrays(jnp.asarray(ratio, dtype), jnp.asarray(advantage, dtype))
+        ratio, advantage = self._inputs(ratio, advantage)
         g = self.net.apply(params, self.features(ratio, advantage, progress))
         drift = g * g
         if self.start == "ppo":
