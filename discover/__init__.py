@@ -2,6 +2,6 @@
 
 import inner_loop  # noqa: F401  (applies the XLA CPU flag before jax is first imported)
 
-from discover.drift_file import LoadedDrift, load_drift  # noqa: E402
+from discover.files.drift_file import LoadedDrift, load_drift  # noqa: E402
 
 __all__ = ["LoadedDrift", "load_drift"]

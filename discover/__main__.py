@@ -1,5 +1,5 @@
 import sys
 
-from discover.cli import main
+from discover.cli.main import main
 
 sys.exit(main())

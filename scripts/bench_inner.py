@@ -35,7 +35,7 @@ import jax.numpy as jnp
 from rich.console import Console
 from rich.table import Table
 
-from discover.outputs import write_json_atomic
+from discover.files.atomic import write_json_atomic
 from inner_loop import drifts, make_train, preset
 from inner_loop.parallel import pad_runs, padded_size, runs_mesh, shard_runs
 from peer_ppo import make_peer_train

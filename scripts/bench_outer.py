@@ -22,10 +22,10 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from discover.outputs import package_versions, write_json_atomic
-from discover.references import find_reference
-from discover.sweep import build_machinery, normalisation, strong_types
-from discover.sweep_config import apply_sweep_overrides, get_preset
+from discover.files.atomic import package_versions, write_json_atomic
+from discover.training.references import find_reference
+from discover.sweep.loop import build_machinery, normalisation, strong_types
+from discover.sweep.config import apply_sweep_overrides, get_preset
 from inner_loop import make_train
 
 

@@ -17,8 +17,8 @@ import time
 import inner_loop  # noqa: F401  (XLA flag before jax)
 import jax
 
-from discover.sweep import build_machinery
-from discover.sweep_config import apply_sweep_overrides, get_preset
+from discover.sweep.loop import build_machinery
+from discover.sweep.config import apply_sweep_overrides, get_preset
 from outer_loop import Normalisation
 
 SHORT = ["total_timesteps=524288"]  # 1/19 of the preset's 1e7 steps per run: two generations in minutes

@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 
-from discover.drift_file import PACKAGED_SUFFIX, load_drift, save_drift
+from discover.files.drift_file import PACKAGED_SUFFIX, load_drift, save_drift
 
 FOLDER = os.path.join(os.path.dirname(__file__), "..", "discover", "data", "drifts")
 

@@ -1,7 +1,7 @@
 """Measure the PPO and untrained reference returns of every env of sweep presets, and store them.
 
 The sweep's fitness is `(R - R_0) / (R_ppo - R_0)` on the same inner-loop config
-(`discover.references`). This script trains PPO over many vmapped seeds for each training and held-out env
+(`discover.training.references`). This script trains PPO over many vmapped seeds for each training and held-out env
 of the named presets and writes the results into `discover/data/ppo_references.json`
 (replacing an entry that trains as the same config does), so sweeps look them up instead of re-measuring.
 
@@ -19,9 +19,9 @@ import sys
 import inner_loop  # noqa: F401  (XLA flag before jax)
 import jax
 
-from discover.outputs import write_json_atomic
-from discover.references import FORMAT_VERSION, find_reference, measure_reference, measure_untrained
-from discover.sweep_config import get_preset
+from discover.files.atomic import write_json_atomic
+from discover.training.references import FORMAT_VERSION, find_reference, measure_reference, measure_untrained
+from discover.sweep.config import get_preset
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "discover", "data", "ppo_references.json")
 

@@ -16,8 +16,8 @@ import time
 import inner_loop  # noqa: F401  (XLA flag before jax)
 import jax
 
-from discover.outputs import write_json_atomic
-from discover.reach import collect_samples, fit_family
+from discover.files.atomic import write_json_atomic
+from discover.training.reach import collect_samples, fit_family
 from inner_loop import drifts
 from inner_loop.config import preset
 

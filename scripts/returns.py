@@ -19,9 +19,9 @@ import inner_loop  # noqa: F401  (XLA flag before jax)
 import jax
 import numpy as np
 
-from discover.cli import resolve_train
-from discover.outputs import write_json_atomic
-from discover.training import train_seeds
+from discover.cli.main import resolve_train
+from discover.files.atomic import write_json_atomic
+from discover.training.seeds import train_seeds
 
 RUNS = {
     "cartpole": [("CartPole-v1", "ppo"), ("CartPole-v1", "dpo"), ("CartPole-v1", "trpo")],

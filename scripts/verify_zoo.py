@@ -18,15 +18,15 @@ from __future__ import annotations
 import argparse
 import time
 
-# discover.verify imports inner_loop (the XLA CPU flag) before jax.
-from discover.verify import VerifyConfig, verify_drift
+# discover.theorem.verify imports inner_loop (the XLA CPU flag) before jax.
+from discover.theorem.verify import VerifyConfig, verify_drift
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from discover.outputs import write_json_atomic  # noqa: E402
+from discover.files.atomic import write_json_atomic  # noqa: E402
 from inner_loop import drifts  # noqa: E402
 from inner_loop.drifts import ppo_drift  # noqa: E402
 

@@ -21,7 +21,7 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session")
 def uninterrupted(tmp_path_factory):
     """A tiny 6-generation sweep (wandb offline), shared by the sweep tests as the reference."""
-    from discover.cli import main
+    from discover.cli.main import main
     from sweep_helpers import sweep_args
 
     runs = tmp_path_factory.mktemp("runs")

@@ -9,9 +9,9 @@ import inner_loop  # noqa: F401  (XLA flag before jax)
 import jax
 import numpy as np
 
-from discover.sweep import build_machinery
+from discover.sweep.loop import build_machinery
 from outer_loop import Normalisation
-from discover.sweep_config import apply_sweep_overrides, get_preset
+from discover.sweep.config import apply_sweep_overrides, get_preset
 
 config = apply_sweep_overrides(get_preset("quick"), [
     "population_size=4", "seeds_per_member=2", "total_timesteps=1024", "num_envs=4", "num_steps=32",

@@ -9,7 +9,7 @@ import inner_loop  # noqa: F401  (XLA flag before jax)
 import jax
 import numpy as np
 
-from discover.training import train_seeds
+from discover.training.seeds import train_seeds
 from inner_loop import TrainConfig, drifts, make_train
 from inner_loop.parallel import runs_mesh, shard_runs
 

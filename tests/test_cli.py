@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from discover.cli import main
+from discover.cli.main import main
 from inner_loop.errors import ConfigError
 
 TINY = ["--set", "total_timesteps=1024", "--set", "num_envs=4", "--set", "num_steps=32",
@@ -42,7 +42,7 @@ def test_trpo_alias_runs_the_kl_ball(tmp_path):
 
 
 def test_trpo_critic_lr_on_cartpole_is_a_default_that_set_changes():
-    from discover.cli import resolve_train
+    from discover.cli.main import resolve_train
     from inner_loop import preset
 
     assert resolve_train("CartPole-v1", "trpo", [])[0].lr == 1e-3
@@ -102,7 +102,7 @@ def test_an_output_name_the_file_system_refuses_is_a_one_line_error_before_train
 
 
 def test_a_failed_atomic_write_leaves_neither_file_nor_temporary(tmp_path):
-    from discover.outputs import write_bytes_atomic, write_json_atomic
+    from discover.files.atomic import write_bytes_atomic, write_json_atomic
 
     (tmp_path / "taken").mkdir()  # renaming onto a folder fails after the data was written
     for write in (lambda p: write_bytes_atomic(p, b"x" * 1000), lambda p: write_json_atomic(p, {"a": 1})):

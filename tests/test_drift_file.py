@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import discover
-from discover.cli import main
-from discover.drift_file import FORMAT_VERSION, METADATA_KEY, save_drift
+from discover.cli.main import main
+from discover.files.drift_file import FORMAT_VERSION, METADATA_KEY, save_drift
 from inner_loop import drifts
 from inner_loop.errors import ConfigError
 
@@ -221,7 +221,7 @@ def test_inspect_checks_png_before_any_work(lpo_file, tmp_path, capsys):
 
 def _fake_run(tmp_path, metrics_lines):
     """A sweep run folder with mean drift files of generations 1 and 2 and `metrics_lines`."""
-    from discover.sweep_config import SweepConfig
+    from discover.sweep.config import SweepConfig
 
     run = tmp_path / "run"
     (run / "drifts").mkdir(parents=True)
@@ -238,7 +238,7 @@ def _fake_run(tmp_path, metrics_lines):
 
 
 def test_export_best_tolerates_a_cut_metrics_line_and_names_a_missing_metrics_file(tmp_path, capsys):
-    from discover.export_cli import choose_drift_file
+    from discover.cli.export import choose_drift_file
 
     rows = [json.dumps({"generation": g, "mean_drift_fitness": f}) + "\n" for g, f in ((1, 0.5), (2, 0.2))]
     # kill -9 mid-write leaves a cut last line; like the sweep's resume, it (and all after) is dropped.
@@ -257,8 +257,8 @@ def test_export_best_tolerates_a_cut_metrics_line_and_names_a_missing_metrics_fi
 
 
 def test_the_discovered_transfer_drift_ships_with_the_package_under_its_name(tmp_path, capsys, monkeypatch):
-    from discover.compare import resolve_entries
-    from discover.drift_file import drift_file_path, packaged_drifts
+    from discover.cli.compare import resolve_entries
+    from discover.files.drift_file import drift_file_path, packaged_drifts
 
     assert "transfer-v1" in packaged_drifts()
     loaded = discover.load_drift("transfer-v1")

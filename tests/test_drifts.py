@@ -232,7 +232,7 @@ def test_bad_drift_requests_are_one_line_errors(call, message):
 def test_family_reaches_dpo_from_ppo_and_ppo_from_nothing(start, target):
     """Fitted by gradient descent on the (r, A) samples of a real (short, lr 1e-2) PPO run;
     scripts/reach.py gives 3-5 % with the full run and more steps."""
-    from discover.reach import collect_samples, fit_family
+    from discover.training.reach import collect_samples, fit_family
     from inner_loop import TrainConfig
 
     config = TrainConfig(env_id="CartPole-v1", total_timesteps=8192, lr=1e-2)

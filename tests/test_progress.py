@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from discover.progress import PlainProgress
+from discover.cli.progress import PlainProgress
 
 
 class FakeClock:

@@ -12,10 +12,10 @@ import jax
 import numpy as np
 import pytest
 
-from discover.cli import main
-from discover.drift_file import load_drift
-from discover.references import find_reference
-from discover.sweep_config import apply_sweep_overrides, get_preset, load_config_file
+from discover.cli.main import main
+from discover.files.drift_file import load_drift
+from discover.training.references import find_reference
+from discover.sweep.config import apply_sweep_overrides, get_preset, load_config_file
 from inner_loop.errors import ConfigError
 from sweep_helpers import TINY, numbers, read_metrics, sweep_args
 from wandb_records import artifact_names, history_rows
@@ -114,18 +114,18 @@ def test_a_stop_while_a_checkpoint_is_written_resumes_with_every_file_and_the_sa
         uninterrupted, tmp_path, monkeypatch):
     # A second Ctrl-C (or an error) while generation 4's drift files are written: no
     # checkpoint may claim generation 4 without them, and its metrics row is not written yet.
-    import discover.drift_file
+    import discover.files.drift_file
 
-    real_save = discover.drift_file.save_drift
+    real_save = discover.files.drift_file.save_drift
 
     def interrupted_at_4(path, *args, **kwargs):
         if "gen_000004_" in path:
             raise KeyboardInterrupt
         return real_save(path, *args, **kwargs)
 
-    monkeypatch.setattr(discover.drift_file, "save_drift", interrupted_at_4)
+    monkeypatch.setattr(discover.files.drift_file, "save_drift", interrupted_at_4)
     assert main(sweep_args(tmp_path, "cut", 6)) == 130
-    monkeypatch.setattr(discover.drift_file, "save_drift", real_save)
+    monkeypatch.setattr(discover.files.drift_file, "save_drift", real_save)
     assert sorted(os.listdir(tmp_path / "cut" / "checkpoints")) == ["gen_000002.npz", "gen_000003.npz"]
     assert main(["sweep", "--resume", str(tmp_path / "cut"), "--wandb", "disabled"]) == 0
     assert numbers(read_metrics(tmp_path / "cut")) == numbers(read_metrics(uninterrupted))
@@ -169,7 +169,7 @@ def test_distributed_without_a_cluster_environment_is_a_one_line_error(capsys, m
 def test_generations_compile_once_whatever_device_the_state_comes_from(caplog):
     # The initial (and a loaded checkpoint's) state sits on one device; a generation returns
     # it replicated over the mesh. Unless inputs are placed the same way, call 2 recompiles.
-    from discover.sweep import build_machinery
+    from discover.sweep.loop import build_machinery
     from outer_loop import Normalisation
 
     config = apply_sweep_overrides(get_preset("quick"), TINY)
@@ -272,7 +272,7 @@ def test_a_new_sweep_that_fails_before_starting_leaves_no_folder(capsys, tmp_pat
 
 
 def test_a_ppo_reference_without_final_returns_is_a_one_line_error():
-    from discover.references import measure_reference
+    from discover.training.references import measure_reference
     from inner_loop import TrainConfig
 
     # One update of 16 steps: no Pendulum episode (200 steps) ends, so no seed has a return.

@@ -7,9 +7,9 @@ import os
 import numpy as np
 import pytest
 
-from discover.cli import main
-from discover.drift_file import load_drift
-from discover.sweep_config import apply_sweep_overrides, get_preset, load_config_file
+from discover.cli.main import main
+from discover.files.drift_file import load_drift
+from discover.sweep.config import apply_sweep_overrides, get_preset, load_config_file
 from sweep_helpers import FITNESS_KEYS, read_metrics, sweep_args
 
 # Catch's episodes last 9 steps, so a tiny budget still gives every seed a final return.

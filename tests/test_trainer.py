@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from discover.training import train_seeds
+from discover.training.seeds import train_seeds
 from inner_loop import TrainConfig, drifts, make_train, preset
 from inner_loop.train import Trainer
 from tests.probe_envs import ConstantRewardTimeLimit, ContextualBandit, spec

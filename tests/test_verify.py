@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from discover import verify
-from discover.verify import MDP, VerifyConfig, check_axioms, verify_drift
+from discover.theorem import verify
+from discover.theorem.verify import MDP, VerifyConfig, check_axioms, verify_drift
 from inner_loop import drifts
 from inner_loop.drifts import ppo_drift
 from inner_loop.errors import ConfigError
@@ -214,7 +214,7 @@ def test_bad_config_is_a_one_line_error():
 
 @pytest.fixture
 def main():
-    from discover.cli import main as cli_main
+    from discover.cli.main import main as cli_main
 
     return cli_main
 
@@ -239,7 +239,7 @@ def test_cli_passes_and_writes_the_verdict(main, tmp_path, capsys):
 
 
 def test_cli_failing_drift_file_exits_1(main, tmp_path, monkeypatch, capsys):
-    import discover.drift_file
+    import discover.files.drift_file
 
     seen = {}
 
@@ -247,7 +247,7 @@ def test_cli_failing_drift_file_exits_1(main, tmp_path, monkeypatch, capsys):
         seen["args"] = (path, check_axioms)
         return negative_quadratic
 
-    monkeypatch.setattr(discover.drift_file, "load_drift", fake_load_drift)
+    monkeypatch.setattr(discover.files.drift_file, "load_drift", fake_load_drift)
     out = tmp_path / "verdict.json"
     path = str(tmp_path / "bad.npz")
     assert main(["verify", path, *settings(TINY_SETTINGS), "--out", str(out)]) == 1

@@ -27,7 +27,7 @@ RESAMPLES = 2000
 
 
 def add_compare_command(sub) -> None:
-    from discover.cli import seed_argument
+    from discover.cli.main import seed_argument
 
     compare = sub.add_parser("compare", help="compare drifts with PPO/DPO on several envs; write a report",
                              description="Train every drift and baseline on every env with the same seeds; "
@@ -50,7 +50,7 @@ def resolve_entries(specs: list[str], baselines: list[str]) -> list[dict]:
     under test (a zoo drift given as a drift to compare has no training envs either)."""
     import jax
 
-    from discover.drift_file import drift_file_path, load_drift
+    from discover.files.drift_file import drift_file_path, load_drift
     from inner_loop import drifts
 
     entries, seen = [], set()
@@ -73,7 +73,7 @@ def resolve_entries(specs: list[str], baselines: list[str]) -> list[dict]:
 
 
 def env_configs(envs: list[str], settings: list[str]):
-    from discover.overrides import apply_train_overrides
+    from discover.training.settings import apply_train_overrides
     from inner_loop import preset
     from inner_loop.envs import make_env
 
@@ -108,7 +108,7 @@ def summarize(runs: dict, labels: list[str], envs: list[str], training: dict, se
     all failed has no zero or one point, so it is left out of the aggregate and named in
     `aggregate_excluded_envs` with the reason.
     """
-    from discover import stats
+    from discover.report import stats
 
     untrained = untrained or {env: 0.0 for env in envs}
     results = {"per_env": {}, "aggregate": {}, "probability_beats_ppo": {}, "untrained_return": dict(untrained),
@@ -172,7 +172,7 @@ def summarize(runs: dict, labels: list[str], envs: list[str], training: dict, se
 
 def _aggregates(runs: dict, labels: list[str], spans: dict, untrained: dict, seed: int) -> dict:
     """{label: {mean, iqm, and their CIs}} of PPO-normalised scores pooled over `spans`' envs."""
-    from discover import stats
+    from discover.report import stats
 
     out = {}
     for label in labels:
@@ -304,8 +304,8 @@ def draw_figures(folder: str, runs: dict, entries: list[dict], envs: list[str], 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from discover import stats
-    from discover.figures import drift_landscapes_png
+    from discover.report import stats
+    from discover.report.figures import drift_landscapes_png
 
     figures = {}
     fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 3.6), squeeze=False)
@@ -351,10 +351,10 @@ def cmd_compare(args) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
-    from discover.outputs import ensure_writable_dir, package_versions, write_json_atomic
-    from discover.progress import progress_display
-    from discover.references import untrained_returns
-    from discover.training import train_seeds
+    from discover.files.atomic import ensure_writable_dir, package_versions, write_json_atomic
+    from discover.cli.progress import progress_display
+    from discover.training.references import untrained_returns
+    from discover.training.seeds import train_seeds
 
     if args.seeds < 2:
         raise ConfigError(f"--seeds {args.seeds} is not allowed; a comparison needs at least 2 seeds")

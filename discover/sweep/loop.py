@@ -31,9 +31,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from discover.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from discover.outputs import ensure_writable_dir, package_versions, write_json_atomic
-from discover.sweep_config import SweepConfig, apply_sweep_settings
+from discover.sweep.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from discover.files.atomic import ensure_writable_dir, package_versions, write_json_atomic
+from discover.sweep.config import SweepConfig, apply_sweep_settings
 from inner_loop import drifts
 from inner_loop.errors import ConfigError
 from inner_loop.parallel import runs_mesh
@@ -135,7 +135,7 @@ def truncate_metrics(path: str, generation: int) -> list[dict]:
 def resolve_references(config: SweepConfig, log: Callable[[str], None]) -> tuple[list[dict], list[dict]]:
     """The PPO and untrained references of each training env and of each held-out env:
     stored data, else measured now. ConfigError if PPO does not beat the untrained policy."""
-    from discover.references import check_learnable, find_reference, measure_reference, measure_untrained
+    from discover.training.references import check_learnable, find_reference, measure_reference, measure_untrained
 
     def resolve(i, train_config):
         key = jax.random.fold_in(jax.random.PRNGKey(10_000 + config.seed), i)
@@ -356,8 +356,8 @@ def _score_mean(config, machinery, mean_params, generation) -> dict:
 def _checkpoint(run_dir, config, machinery, state, generation, header, wandb_run, writer, name) -> dict:
     """Checkpoint + mean-drift fitness (training and held-out envs) + drift files + heat map
     (+ wandb image and artifact); returns the metrics row's checkpoint fields."""
-    from discover.drift_file import save_drift
-    from discover.figures import drift_landscapes_png
+    from discover.files.drift_file import save_drift
+    from discover.report.figures import drift_landscapes_png
 
     # On the host: the mean is scored on this process's devices, whatever mesh it came from.
     mean_params = jax.device_get(machinery.strategy.get_mean(state["evolution"].es_state))

@@ -18,7 +18,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from discover.outputs import write_bytes_atomic
+from discover.files.atomic import write_bytes_atomic
 from inner_loop.errors import ConfigError
 
 FORMAT_VERSION = 1

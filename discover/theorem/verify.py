@@ -217,7 +217,7 @@ def axiom_points(config: VerifyConfig, rng: np.random.Generator) -> tuple[np.nda
 def _split_params(drift_fn: DriftFn) -> tuple[Callable, Any]:
     """`(fn(params, r, a, p), params)` for `drift_fn(r, a, p)`.
 
-    A drift with bound parameters (`discover.drift_file.LoadedDrift`: a hashable zoo `Drift`
+    A drift with bound parameters (`discover.files.drift_file.LoadedDrift`: a hashable zoo `Drift`
     and its params) is split, so the compiled checks are reused for every parameter value of
     that drift (a sweep checks two drift files per checkpoint); any other callable is
     closed over, and compiled afresh.
@@ -783,7 +783,7 @@ def add_verify_command(sub) -> argparse.ArgumentParser:
 
 def apply_verify_overrides(config: VerifyConfig, pairs: list[str]) -> VerifyConfig:
     """`--set key=value` pairs applied to `config`; ConfigError names unknown keys and bad values."""
-    from discover.overrides import parse_value, split_pairs
+    from discover.training.settings import parse_value, split_pairs
 
     types = field_types(VerifyConfig)
     changes: dict[str, Any] = {}
@@ -798,7 +798,7 @@ def resolve_drift(spec: str, option_pairs: list[str], seed: int) -> tuple[DriftF
     """(drift_fn, description) for a zoo name with options, or a drift file path."""
     import os
 
-    from discover.overrides import parse_value
+    from discover.training.settings import parse_value
     from inner_loop import drifts
 
     if spec in drifts.names():
@@ -819,7 +819,7 @@ def resolve_drift(spec: str, option_pairs: list[str], seed: int) -> tuple[DriftF
             return drift(params, ratio, advantage, progress)
 
         return drift_fn, {"drift": spec, "drift_options": drift.options()}
-    from discover.drift_file import drift_file_path, load_drift, packaged_drifts
+    from discover.files.drift_file import drift_file_path, load_drift, packaged_drifts
 
     if os.path.exists(spec) or drift_file_path(spec):
         if option_pairs:
@@ -836,10 +836,10 @@ def resolve_drift(spec: str, option_pairs: list[str], seed: int) -> tuple[DriftF
 def cmd_verify(args) -> int:
     from rich.console import Console
 
-    from discover.cli import ALGORITHM_ALIASES
-    from discover.overrides import split_pairs
+    from discover.cli.main import ALGORITHM_ALIASES
+    from discover.training.settings import split_pairs
 
-    from discover.outputs import write_json_atomic
+    from discover.files.atomic import write_json_atomic
 
     config = apply_verify_overrides(VerifyConfig(), args.settings).validate()
     spec = args.drift
@@ -851,7 +851,7 @@ def cmd_verify(args) -> int:
         config = config.replace(**alias_settings)
     drift_fn, description = resolve_drift(spec, args.options, config.seed)
     if args.out:
-        from discover.cli import _check_writable
+        from discover.cli.main import _check_writable
 
         _check_writable(args.out)
     console = Console(stderr=True)

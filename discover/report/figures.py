@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from discover.outputs import write_bytes_atomic
+from discover.files.atomic import write_bytes_atomic
 
 DriftFn = Callable[..., jax.Array]  # drift_fn(ratio, advantage, progress) -> per-sample drift
 

@@ -1,4 +1,4 @@
-"""`discover sweep`: command-line front end of `discover.sweep` (progress bar, Ctrl-C, errors).
+"""`discover sweep`: command-line front end of `discover.sweep.loop` (progress bar, Ctrl-C, errors).
 
     discover sweep [--preset NAME] [--config FILE] [--set key=value ...] [--name NAME]
                    [--runs-dir DIR] [--wandb online|offline|disabled] [--resume RUN_DIR]
@@ -22,8 +22,8 @@ EXIT_INTERRUPTED = 130
 
 
 def add_sweep_command(sub) -> None:
-    from discover.sweep import WANDB_MODES
-    from discover.sweep_config import preset_names
+    from discover.sweep.loop import WANDB_MODES
+    from discover.sweep.config import preset_names
 
     sweep = sub.add_parser(
         "sweep", help="evolve a drift with an evosax strategy (a discovery sweep)",
@@ -47,11 +47,11 @@ def add_sweep_command(sub) -> None:
 
 def resolve_sweep(args):
     """(config, run_dir, name, resume) from the command line; ConfigError on bad input."""
-    from discover.checkpoint import checkpoint_generation, latest_checkpoint
-    from discover.outputs import ensure_writable_dir
-    from discover.overrides import split_pairs
-    from discover.sweep import WANDB_MODES, new_run_dir, read_run, resume_config
-    from discover.sweep_config import apply_sweep_overrides, get_preset, load_config_file
+    from discover.sweep.checkpoint import checkpoint_generation, latest_checkpoint
+    from discover.files.atomic import ensure_writable_dir
+    from discover.training.settings import split_pairs
+    from discover.sweep.loop import WANDB_MODES, new_run_dir, read_run, resume_config
+    from discover.sweep.config import apply_sweep_overrides, get_preset, load_config_file
 
     if args.wandb not in WANDB_MODES:
         raise ConfigError(f"--wandb {args.wandb!r} is not allowed; choose one of {', '.join(WANDB_MODES)}")
@@ -79,14 +79,14 @@ def resolve_sweep(args):
 
 def cmd_sweep(args) -> int:
     if args.distributed:
-        from discover.cli import initialize_distributed
+        from discover.cli.main import initialize_distributed
 
         initialize_distributed()  # done already when run as `discover sweep --distributed`
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from discover.progress import progress_display
-    from discover.sweep import run_sweep
+    from discover.cli.progress import progress_display
+    from discover.sweep.loop import run_sweep
 
     config, run_dir, name, resume = resolve_sweep(args)
     console = Console(stderr=True)

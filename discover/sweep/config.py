@@ -40,7 +40,7 @@ from typing import Any
 
 import jax
 
-from discover.overrides import parse_value, split_pairs
+from discover.training.settings import parse_value, split_pairs
 from inner_loop import drifts
 from inner_loop.config import Hyperparams, TrainConfig, check_seed, field_types, preset
 from inner_loop.errors import ConfigError

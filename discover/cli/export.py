@@ -4,7 +4,7 @@
     discover inspect FILE [--png FILE]
 
 Export copies a checkpoint's drift out of a run folder into a standalone drift file
-(`discover.drift_file`), adding provenance and the verdict of `discover verify` (axioms and
+(`discover.files.drift_file`), adding provenance and the verdict of `discover verify` (axioms and
 the theorem on random MDPs) at export time.
 """
 
@@ -50,7 +50,7 @@ def checkpoint_drifts(run_dir: str, which: str) -> dict[int, str]:
 
 
 def choose_drift_file(run_dir: str, generation: str, which: str) -> tuple[int, str]:
-    from discover.sweep import read_run
+    from discover.sweep.loop import read_run
 
     if which not in ("mean", "best"):
         raise ConfigError(f"--which {which!r} is not allowed; choose mean or best")
@@ -104,9 +104,9 @@ def _best_mean_generation(run_dir: str, files: dict[int, str]) -> int:
 def cmd_export(args) -> int:
     from rich.console import Console
 
-    from discover.cli import _check_writable
-    from discover.drift_file import load_drift, save_drift
-    from discover.verify import VerifyConfig, verify_drift
+    from discover.cli.main import _check_writable
+    from discover.files.drift_file import load_drift, save_drift
+    from discover.theorem.verify import VerifyConfig, verify_drift
 
     run_dir = args.run_dir.rstrip("/")
     generation, source = choose_drift_file(run_dir, args.generation, args.which)
@@ -134,9 +134,9 @@ def cmd_inspect(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from discover.cli import _check_writable
-    from discover.drift_file import axiom_report, load_drift
-    from discover.figures import drift_landscapes_png
+    from discover.cli.main import _check_writable
+    from discover.files.drift_file import axiom_report, load_drift
+    from discover.report.figures import drift_landscapes_png
     from inner_loop import drifts
 
     loaded = load_drift(args.file, check_axioms=False)

@@ -65,10 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", help="write the results as JSON to this file")
     train.set_defaults(handler=cmd_train)
 
-    from discover.sweep_cli import add_sweep_command
-    from discover.compare import add_compare_command
-    from discover.export_cli import add_export_commands
-    from discover.verify import add_verify_command
+    from discover.cli.sweep import add_sweep_command
+    from discover.cli.compare import add_compare_command
+    from discover.cli.export import add_export_commands
+    from discover.theorem.verify import add_verify_command
 
     add_sweep_command(sub)
     add_verify_command(sub)
@@ -129,14 +129,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def resolve_train(env_id: str, drift_name: str, settings: list[str]):
     """(config, drift) for `discover train`, validated; ConfigError on bad input."""
-    from discover.overrides import apply_train_overrides
+    from discover.training.settings import apply_train_overrides
     from inner_loop import drifts, preset
     from inner_loop.envs import make_env
 
     make_env(env_id)  # unknown env ids fail here, with the allowed list
     name, alias_settings = ALGORITHM_ALIASES.get(drift_name, (drift_name, {}))
     if name not in drifts.names():
-        from discover.drift_file import packaged_drifts
+        from discover.files.drift_file import packaged_drifts
 
         allowed = ", ".join(drifts.names() + list(ALGORITHM_ALIASES) + packaged_drifts())
         raise ConfigError(f"unknown drift {drift_name!r}; allowed: {allowed}")
@@ -152,15 +152,15 @@ def cmd_train(args) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from discover.outputs import package_versions, write_json_atomic
-    from discover.progress import progress_display
-    from discover.report_text import curve_table, summary_table
-    from discover.training import train_seeds
+    from discover.files.atomic import package_versions, write_json_atomic
+    from discover.cli.progress import progress_display
+    from discover.cli.tables import curve_table, summary_table
+    from discover.training.seeds import train_seeds
 
     if args.seeds < 1:
         raise ConfigError(f"--seeds {args.seeds} is not allowed; it must be a positive integer")
     drift_params = None
-    from discover.drift_file import drift_file_path, load_drift
+    from discover.files.drift_file import drift_file_path, load_drift
 
     if drift_file_path(args.drift):
         loaded = load_drift(args.drift)  # a drift file: its drift and stored params
@@ -216,7 +216,7 @@ def _num(x) -> float | None:
 
 
 def _check_writable(path: str) -> None:
-    from discover.outputs import check_output_file
+    from discover.files.atomic import check_output_file
 
     check_output_file(path)
 

@@ -13,7 +13,7 @@ A drift file is a NumPy `.npz` archive (a zip of plain arrays; read with
 `load_drift(path)` checks the format version, the parameterisation, every array's shape
 and the mirror-learning axioms (DESIGN.md section 1) before returning a pure-JAX callable
 `drift(ratio, advantage, progress=0.0)` (the grid and random points of
-`discover.verify.check_axioms`). Every problem is one `ConfigError` line naming
+`discover.theorem.verify.check_axioms`). Every problem is one `ConfigError` line naming
 the file.
 """
 
@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from discover.outputs import package_versions, write_bytes_atomic
+from discover.files.atomic import package_versions, write_bytes_atomic
 from inner_loop import drifts
 from inner_loop.errors import ConfigError
 
@@ -262,9 +262,9 @@ def _check_metadata_types(path: str, metadata: dict) -> None:
 
 
 def axiom_report(drift_fn) -> dict:
-    """The per-sample axioms (`discover.verify.check_axioms`, with fewer random points than
+    """The per-sample axioms (`discover.theorem.verify.check_axioms`, with fewer random points than
     `discover verify`): {"passed", "problem" (None or one line), "points", "checks"}."""
-    from discover.verify import VerifyConfig, check_axioms
+    from discover.theorem.verify import VerifyConfig, check_axioms
 
     result = check_axioms(drift_fn, VerifyConfig(axiom_random_points=1024))
     return {**result.to_dict(), "problem": "; ".join(result.failures) or None}
