@@ -24,7 +24,7 @@ from rich.table import Table
 
 from discover.files.atomic import package_versions, write_json_atomic
 from discover.training.references import find_reference
-from discover.sweep.loop import build_machinery, normalisation, strong_types
+from discover.sweep.machinery import build_machinery, normalisation, strong_types
 from discover.sweep.config import apply_sweep_overrides, get_preset
 from inner_loop import make_train
 

@@ -17,7 +17,7 @@ import time
 import inner_loop  # noqa: F401  (XLA flag before jax)
 import jax
 
-from discover.sweep.loop import build_machinery
+from discover.sweep.machinery import build_machinery
 from discover.sweep.config import apply_sweep_overrides, get_preset
 from outer_loop import Normalisation
 

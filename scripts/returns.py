@@ -19,7 +19,7 @@ import inner_loop  # noqa: F401  (XLA flag before jax)
 import jax
 import numpy as np
 
-from discover.cli.main import resolve_train
+from discover.cli.train import resolve_train
 from discover.files.atomic import write_json_atomic
 from discover.training.seeds import train_seeds
 
@@ -40,7 +40,8 @@ def main() -> None:
     rows = []
     for group in args.only or list(RUNS):
         for env_id, name in RUNS[group]:
-            config, drift = resolve_train(env_id, name, [])  # the preset; trpo = zero drift in a KL ball
+            config, resolved = resolve_train(env_id, name, [])  # the preset; trpo = zero drift in a KL ball
+            drift = resolved.drift
             t0 = time.time()
             drift_key, run_key = jax.random.split(jax.random.PRNGKey(args.seed))
             res = train_seeds(config, drift, drift.init(drift_key), args.seeds, run_key)

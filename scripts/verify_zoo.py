@@ -18,8 +18,8 @@ from __future__ import annotations
 import argparse
 import time
 
-# discover.theorem.verify imports inner_loop (the XLA CPU flag) before jax.
-from discover.theorem.verify import VerifyConfig, verify_drift
+from discover.theorem.config import VerifyConfig  # discover first: the XLA CPU flag before jax
+from discover.theorem.verdict import verify_drift
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402

@@ -9,7 +9,7 @@ import inner_loop  # noqa: F401  (XLA flag before jax)
 import jax
 import numpy as np
 
-from discover.sweep.loop import build_machinery
+from discover.sweep.machinery import build_machinery
 from outer_loop import Normalisation
 from discover.sweep.config import apply_sweep_overrides, get_preset
 

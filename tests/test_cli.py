@@ -42,7 +42,7 @@ def test_trpo_alias_runs_the_kl_ball(tmp_path):
 
 
 def test_trpo_critic_lr_on_cartpole_is_a_default_that_set_changes():
-    from discover.cli.main import resolve_train
+    from discover.cli.train import resolve_train
     from inner_loop import preset
 
     assert resolve_train("CartPole-v1", "trpo", [])[0].lr == 1e-3

@@ -103,7 +103,8 @@ def test_compare_bad_input_is_one_line(tmp_path, capsys):
 
 
 def test_failed_runs_are_reported_not_dropped():
-    from discover.cli.compare import markdown_report, summarize
+    from discover.report.markdown import markdown_report
+    from discover.report.summary import summarize
 
     runs = {("learned", "E"): {"final_return": np.array([np.nan, 5.0, 7.0])},
             ("broken", "E"): {"final_return": np.array([np.nan, np.nan, np.nan])},
@@ -122,7 +123,7 @@ def test_failed_runs_are_reported_not_dropped():
 
 
 def test_ppo_normalised_scores_keep_their_order_on_negative_returns():
-    from discover.cli.compare import summarize
+    from discover.report.summary import summarize
 
     runs = {("worse", "Acro"): {"final_return": np.array([-300.0, -300.0])},
             ("ppo", "Acro"): {"final_return": np.array([-100.0, -100.0])}}
@@ -144,7 +145,8 @@ def test_unmeasured_untrained_return_is_never_a_number_and_a_zoo_drift_under_tes
             final -= 3.0 * (config.lr < 1e-9)
         return SimpleNamespace(final_return=final, curve=np.tile(final[:, None], (1, config.num_updates)))
 
-    monkeypatch.setattr("discover.training.seeds.train_seeds", fake_train_seeds)
+    for where in ("discover.cli.compare", "discover.training.references"):  # every importer of it
+        monkeypatch.setattr(f"{where}.train_seeds", fake_train_seeds)
     out = tmp_path / "r"
     argv = ["compare", "zero", "--baselines", "ppo", "--envs", "CartPole-v1,Catch-bsuite", "--seeds", "2",
             "-o", str(out)] + [x for s in TINY for x in ("--set", s)]
@@ -164,7 +166,8 @@ def test_unmeasured_untrained_return_is_never_a_number_and_a_zoo_drift_under_tes
 
 
 def test_no_env_left_for_the_aggregate_prints_no_score():
-    from discover.cli.compare import markdown_report, summarize
+    from discover.report.markdown import markdown_report
+    from discover.report.summary import summarize
 
     runs = {("zero", "E"): {"final_return": np.array([1.0, 2.0])}, ("ppo", "E"): {"final_return": np.array([3.0, 4.0])}}
     results = summarize(runs, ["zero", "ppo"], ["E"], {"zero": None, "ppo": None}, seed=0, untrained={"E": None})

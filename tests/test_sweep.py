@@ -3,6 +3,7 @@
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -68,6 +69,21 @@ def test_stopping_after_a_checkpoint_and_resuming_gives_the_same_numbers(uninter
     assert numbers(read_metrics(tmp_path / "part")) == numbers(read_metrics(uninterrupted))
 
 
+def test_resume_passes_over_damaged_checkpoints_to_the_newest_readable_one(uninterrupted, tmp_path, capsys):
+    run = tmp_path / "damaged"
+    shutil.copytree(uninterrupted, run, ignore=shutil.ignore_patterns("wandb"))
+    newest = run / "checkpoints" / "gen_000006.npz"
+    newest.write_bytes(newest.read_bytes()[:1000])  # cut short, as by a full disk
+    (run / "checkpoints" / "gen_000004.npz").write_bytes(b"not a zip archive")
+    assert main(["sweep", "--resume", str(run), "--wandb", "disabled"]) == 0
+    err = " ".join(capsys.readouterr().err.split())  # rich wraps long lines
+    assert "gen_000006.npz' is corrupt (BadZipFile); resuming from generation 4's checkpoint" in err
+    assert "gen_000004.npz' is corrupt (ValueError); resuming from generation 2's checkpoint" in err
+    assert "from generation 2" in err
+    assert numbers(read_metrics(run)) == numbers(read_metrics(uninterrupted))
+    assert sorted(os.listdir(run / "checkpoints")) == sorted(os.listdir(uninterrupted / "checkpoints"))
+
+
 def _sweep_process(tmp_path, name, generations):
     # conftest.py exports the session's compilation cache, so the subprocess reuses it.
     return subprocess.Popen([sys.executable, "-m", "discover", *sweep_args(tmp_path, name, generations)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -114,18 +130,18 @@ def test_a_stop_while_a_checkpoint_is_written_resumes_with_every_file_and_the_sa
         uninterrupted, tmp_path, monkeypatch):
     # A second Ctrl-C (or an error) while generation 4's drift files are written: no
     # checkpoint may claim generation 4 without them, and its metrics row is not written yet.
-    import discover.files.drift_file
+    import discover.sweep.loop
 
-    real_save = discover.files.drift_file.save_drift
+    real_save = discover.sweep.loop.save_drift
 
     def interrupted_at_4(path, *args, **kwargs):
         if "gen_000004_" in path:
             raise KeyboardInterrupt
         return real_save(path, *args, **kwargs)
 
-    monkeypatch.setattr(discover.files.drift_file, "save_drift", interrupted_at_4)
+    monkeypatch.setattr(discover.sweep.loop, "save_drift", interrupted_at_4)
     assert main(sweep_args(tmp_path, "cut", 6)) == 130
-    monkeypatch.setattr(discover.files.drift_file, "save_drift", real_save)
+    monkeypatch.setattr(discover.sweep.loop, "save_drift", real_save)
     assert sorted(os.listdir(tmp_path / "cut" / "checkpoints")) == ["gen_000002.npz", "gen_000003.npz"]
     assert main(["sweep", "--resume", str(tmp_path / "cut"), "--wandb", "disabled"]) == 0
     assert numbers(read_metrics(tmp_path / "cut")) == numbers(read_metrics(uninterrupted))
@@ -169,7 +185,7 @@ def test_distributed_without_a_cluster_environment_is_a_one_line_error(capsys, m
 def test_generations_compile_once_whatever_device_the_state_comes_from(caplog):
     # The initial (and a loaded checkpoint's) state sits on one device; a generation returns
     # it replicated over the mesh. Unless inputs are placed the same way, call 2 recompiles.
-    from discover.sweep.loop import build_machinery
+    from discover.sweep.machinery import build_machinery
     from outer_loop import Normalisation
 
     config = apply_sweep_overrides(get_preset("quick"), TINY)

@@ -7,8 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from discover.theorem import verify
-from discover.theorem.verify import MDP, VerifyConfig, check_axioms, verify_drift
+from discover.theorem import mdp as tabular, mirror
+from discover.theorem.axioms import check_axioms
+from discover.theorem.config import VerifyConfig, mdp_rng
+from discover.theorem.mdp import MDP
+from discover.theorem.verdict import verify_drift
 from inner_loop import drifts
 from inner_loop.drifts import ppo_drift
 from inner_loop.errors import ConfigError
@@ -72,33 +75,33 @@ def test_exact_evaluation_and_value_iteration_on_a_hand_solved_mdp():
     with jax.enable_x64(True):
         mdp = jax.tree.map(lambda x: jnp.asarray(x, jnp.float64), two_state_mdp())
         uniform = jnp.full((2, 2), 0.5)
-        adv, values = verify.advantages(mdp, uniform)
+        adv, values = tabular.advantages(mdp, uniform)
         np.testing.assert_allclose(values, [7.25, 7.75], rtol=1e-12)
-        np.testing.assert_allclose(verify.q_values(mdp, values), [[7.525, 6.975], [8.975, 6.525]], rtol=1e-12)
+        np.testing.assert_allclose(tabular.q_values(mdp, values), [[7.525, 6.975], [8.975, 6.525]], rtol=1e-12)
         np.testing.assert_allclose(adv, [[0.275, -0.275], [1.225, -1.225]], rtol=1e-10)
-        assert float(verify.expected_return(mdp, values)) == pytest.approx(7.5, rel=1e-12)
-        optimal, policy = verify.value_iteration(mdp)
+        assert float(tabular.expected_return(mdp, values)) == pytest.approx(7.5, rel=1e-12)
+        optimal, policy = tabular.value_iteration(mdp)
         np.testing.assert_allclose(optimal, [18.0, 20.0], rtol=1e-12)
         np.testing.assert_array_equal(policy, [[0.0, 1.0], [1.0, 0.0]])
-        assert float(verify.expected_return(mdp, optimal)) == pytest.approx(19.0, rel=1e-12)
+        assert float(tabular.expected_return(mdp, optimal)) == pytest.approx(19.0, rel=1e-12)
 
 
 def test_random_mdps_are_valid_and_reproducible():
-    mdps = verify.random_mdps(verify.mdp_rng(0), SMALL)
+    mdps = tabular.random_mdps(mdp_rng(0), SMALL)
     assert mdps.transitions.shape == (8, 6, 3, 6) and mdps.transitions.dtype == np.float64
     np.testing.assert_allclose(mdps.transitions.sum(-1), 1.0, rtol=1e-12)
     np.testing.assert_allclose(mdps.initial.sum(-1), 1.0, rtol=1e-12)
     assert np.all((mdps.rewards >= 0) & (mdps.rewards <= 1))
     assert np.all((mdps.gamma >= SMALL.gamma_min) & (mdps.gamma <= SMALL.gamma_max))
-    np.testing.assert_array_equal(verify.random_mdps(verify.mdp_rng(0), SMALL).rewards, mdps.rewards)
+    np.testing.assert_array_equal(tabular.random_mdps(mdp_rng(0), SMALL).rewards, mdps.rewards)
 
 
 def test_kl_projection_lands_on_the_ball():
     with jax.enable_x64(True):
         old = jnp.zeros((4, 3))
         far = jnp.array([[5.0, 0, 0], [0, -4.0, 0], [0.01, 0, 0], [0, 0, 9.0]])
-        projected = verify.project_to_kl_ball(far, old, 0.05)
-        kl = verify.kl_to_old(projected, jax.nn.log_softmax(old))
+        projected = mirror.project_to_kl_ball(far, old, 0.05)
+        kl = mirror.kl_to_old(projected, jax.nn.log_softmax(old))
         assert bool(jnp.all(kl <= 0.05))
         np.testing.assert_allclose(kl[jnp.array([0, 1, 3])], 0.05, rtol=1e-6)  # outside: pulled back to the edge
         np.testing.assert_allclose(projected[2], far[2])  # inside: unchanged
@@ -108,10 +111,10 @@ def test_batch_is_vmapped_and_equals_mdps_run_one_by_one():
     config = SMALL.replace(num_mdps=3, inner_restarts=1)  # restarts: each MDP draws with its own key
     fn = zoo_fn("dpo")
     with jax.enable_x64(True):
-        mdps = jax.tree.map(jnp.asarray, verify.random_mdps(verify.mdp_rng(1), config))
+        mdps = jax.tree.map(jnp.asarray, tabular.random_mdps(mdp_rng(1), config))
         keys = jax.random.split(jax.random.PRNGKey(2), config.num_mdps)
-        batch = jax.jit(lambda m, k: verify.run_batch(m, k, fn, config))(mdps, keys)
-        single = jax.jit(lambda m, k: verify.mirror_learning_run(m, k, fn, config))
+        batch = jax.jit(lambda m, k: mirror.run_batch(m, k, fn, config))(mdps, keys)
+        single = jax.jit(lambda m, k: mirror.mirror_learning_run(m, k, fn, config))
         for i in range(config.num_mdps):
             one = single(jax.tree.map(lambda x: x[i], mdps), keys[i])
             np.testing.assert_allclose(batch.returns[i], one.returns, rtol=1e-9)
@@ -225,7 +228,7 @@ def settings(pairs):
 
 def test_cli_passes_and_writes_the_verdict(main, tmp_path, capsys):
     out = tmp_path / "verdict.json"
-    code = main(["verify", "ppo", "--option", "eps=0.1", *settings(TINY_SETTINGS), "--out", str(out)])
+    code = main(["verify", "ppo", "--set", "drift.eps=0.1", *settings(TINY_SETTINGS), "--out", str(out)])
     assert code == 0
     result = json.loads(out.read_text())
     assert result["passed"] is True and result["failures"] == []
@@ -239,15 +242,23 @@ def test_cli_passes_and_writes_the_verdict(main, tmp_path, capsys):
 
 
 def test_cli_failing_drift_file_exits_1(main, tmp_path, monkeypatch, capsys):
-    import discover.files.drift_file
+    import discover.training.resolver
+    from discover.files.drift_file import LoadedDrift
+    from inner_loop.drifts import Drift
+
+    class NegativeQuadratic(Drift):  # no zoo family can break the axioms, so no real file can
+        name = "negative_quadratic"
+
+        def __call__(self, params, ratio, advantage, progress=0.0):
+            return negative_quadratic(ratio, advantage, progress)
 
     seen = {}
 
     def fake_load_drift(path, check_axioms=True):
         seen["args"] = (path, check_axioms)
-        return negative_quadratic
+        return LoadedDrift(NegativeQuadratic(), {}, {})
 
-    monkeypatch.setattr(discover.files.drift_file, "load_drift", fake_load_drift)
+    monkeypatch.setattr(discover.training.resolver, "load_drift", fake_load_drift)
     out = tmp_path / "verdict.json"
     path = str(tmp_path / "bad.npz")
     assert main(["verify", path, *settings(TINY_SETTINGS), "--out", str(out)]) == 1
@@ -258,14 +269,15 @@ def test_cli_failing_drift_file_exits_1(main, tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("args,fragment", [
-    (["nope"], "unknown drift 'nope'; allowed: zero, kl, ppo, dpo, lpo, ta_lpo, lpo_v1, ta_lpo_v1, transfer-v1, "
-               "trpo, or the path of a drift file"),
+    (["nope"], "unknown drift 'nope'; allowed: zero, kl, ppo, dpo, lpo, ta_lpo, lpo_v1, ta_lpo_v1, trpo, "
+               "transfer-v1, or the path of a drift file"),
     (["ppo", "--set", "colour=blue"], "unknown setting 'colour'; allowed: num_mdps,"),
     (["ppo", "--set", "num_mdps=many"], "num_mdps='many' is not a valid int"),
     (["ppo", "--set", "neighbourhood=ball"], "neighbourhood='ball' is not allowed"),
-    (["ppo", "--option", "alpha=1"], "drift 'ppo' has no option 'alpha'; allowed: eps"),
-    (["ppo", "--option", "eps"], "--option 'eps' is not of the form key=value"),
-    (["ppo", "--option", "eps=-1"], "eps=-1.0 is not allowed"),
+    (["ppo", "--set", "drift.alpha=1"], "drift 'ppo' has no option 'alpha'; allowed: drift.eps"),
+    (["ppo", "--set", "drift.eps"], "--set 'drift.eps' is not of the form key=value"),
+    (["ppo", "--set", "drift.eps=-1"], "eps=-1.0 is not allowed"),
+    (["transfer-v1", "--set", "drift.eps=0.1"], "--set drift.<option> cannot change the drift stored in"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_status_2(main, args, fragment, capsys):
     assert main(["verify", *args]) == 2

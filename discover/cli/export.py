@@ -15,9 +15,18 @@ import math
 import os
 import re
 
+from rich.console import Console
+from rich.table import Table
+
+from discover.cli.args import check_writable
+from discover.files.drift_file import axiom_report, load_drift, save_drift
+from discover.report.figures import drift_landscapes_png
+from discover.sweep.run_folder import DRIFT_KINDS, RunFolder
+from discover.theorem.config import VerifyConfig
+from discover.theorem.verdict import verify_drift
+from inner_loop import drifts
 from inner_loop.errors import ConfigError
 
-_DRIFT_NAME = re.compile(r"^gen_(\d{6})_(mean|best)\.drift\.npz$")
 EXPORT_VERIFY_MDPS = 64  # random MDPs of the theorem check recorded at export
 
 
@@ -38,30 +47,19 @@ def add_export_commands(sub) -> None:
     inspect.set_defaults(handler=cmd_inspect)
 
 
-def checkpoint_drifts(run_dir: str, which: str) -> dict[int, str]:
-    """{generation: drift file} of `which` (mean or best) in a run folder."""
-    folder = os.path.join(run_dir, "drifts")
-    found = {}
-    for name in os.listdir(folder) if os.path.isdir(folder) else []:
-        m = _DRIFT_NAME.match(name)
-        if m and m.group(2) == which:
-            found[int(m.group(1))] = os.path.join(folder, name)
-    return found
-
-
 def choose_drift_file(run_dir: str, generation: str, which: str) -> tuple[int, str]:
-    from discover.sweep.loop import read_run
-
-    if which not in ("mean", "best"):
+    """(generation, drift file) of the checkpoint `generation` names (N, last or best)."""
+    if which not in DRIFT_KINDS:
         raise ConfigError(f"--which {which!r} is not allowed; choose mean or best")
-    read_run(run_dir, label="run folder")  # a sweep run folder, or a one-line error
-    files = checkpoint_drifts(run_dir, which)
+    folder = RunFolder(run_dir)
+    folder.read_config(label="run folder")  # a sweep run folder, or a one-line error
+    files = folder.drift_files(which)
     if not files:
         raise ConfigError(f"run folder {run_dir!r} has no {which} drift files yet (none until the first checkpoint)")
     if generation == "last":
         chosen = max(files)
     elif generation == "best":
-        chosen = max(files) if which == "best" else _best_mean_generation(run_dir, files)
+        chosen = max(files) if which == "best" else _best_mean_generation(folder, files)
     else:
         try:
             chosen = int(generation)
@@ -73,44 +71,32 @@ def choose_drift_file(run_dir: str, generation: str, which: str) -> tuple[int, s
     return chosen, files[chosen]
 
 
-def _best_mean_generation(run_dir: str, files: dict[int, str]) -> int:
-    """The checkpoint whose mean drift scored highest (mean_drift_fitness in metrics.jsonl)."""
-    path = os.path.join(run_dir, "metrics.jsonl")
-    scores = {}
-    # No fallback to the last checkpoint when metrics.jsonl cannot be read: that would write
-    # a file whose provenance says "best" for a drift nobody ranked. The user can ask for
-    # --generation last or N, which needs no metrics.
+def _best_mean_generation(folder: RunFolder, files: dict[int, str]) -> int:
+    """The checkpoint whose mean drift scored highest (mean_drift_fitness in metrics.jsonl).
+    No fallback when metrics.jsonl cannot be read: "best" would then name a drift nobody ranked."""
     try:
-        with open(path, errors="replace") as f:
-            for line in f:
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    break  # a line cut by a crash; the sweep's resume drops it and all after, so do we
-                if not isinstance(row, dict):
-                    continue
-                generation, fitness = row.get("generation"), row.get("mean_drift_fitness")
-                if isinstance(generation, int) and generation in files and isinstance(fitness, (int, float)) \
-                        and math.isfinite(fitness):  # a NaN fitness (failed evaluation) ranks nowhere
-                    scores[generation] = fitness
+        rows = folder.read_metrics()
     except FileNotFoundError:
-        raise ConfigError(f"run folder {run_dir!r} has no metrics.jsonl, so the best generation is unknown; "
+        raise ConfigError(f"run folder {folder.path!r} has no metrics.jsonl, so the best generation is unknown; "
                           f"give --generation last or a number") from None
     except OSError as err:
-        raise ConfigError(f"cannot read {path!r}: {err.strerror}; give --generation last or a number") from None
+        raise ConfigError(f"cannot read {folder.metrics_path!r}: {err.strerror}; give --generation last or a "
+                          "number") from None
+    scores = {}
+    for row in rows:
+        if not isinstance(row, dict):
+            continue
+        generation, fitness = row.get("generation"), row.get("mean_drift_fitness")
+        if isinstance(generation, int) and generation in files and isinstance(fitness, (int, float)) \
+                and math.isfinite(fitness):  # a NaN fitness (failed evaluation) ranks nowhere
+            scores[generation] = fitness
     return max(scores, key=lambda g: (scores[g], g)) if scores else max(files)
 
 
 def cmd_export(args) -> int:
-    from rich.console import Console
-
-    from discover.cli.main import _check_writable
-    from discover.files.drift_file import load_drift, save_drift
-    from discover.theorem.verify import VerifyConfig, verify_drift
-
     run_dir = args.run_dir.rstrip("/")
     generation, source = choose_drift_file(run_dir, args.generation, args.which)
-    _check_writable(args.output)
+    check_writable(args.output)
     console = Console(stderr=True)
     loaded = load_drift(source)
     console.print(f"checking the {args.which} drift of generation {generation} against the theorem "
@@ -131,19 +117,11 @@ def cmd_export(args) -> int:
 
 
 def cmd_inspect(args) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
-    from discover.cli.main import _check_writable
-    from discover.files.drift_file import axiom_report, load_drift
-    from discover.report.figures import drift_landscapes_png
-    from inner_loop import drifts
-
     loaded = load_drift(args.file, check_axioms=False)
     # The PNG path is checked (its folder created, as for train --out) before the axiom check
     # and the table, so a bad --png is one line rather than an error after the output.
     png = args.png or re.sub(r"(\.drift)?\.npz$", "", args.file) + ".png"
-    _check_writable(png)
+    check_writable(png)
     if os.path.abspath(png) == os.path.abspath(args.file):
         raise ConfigError(f"--png {png!r} is the drift file itself; give another file name")
     report = axiom_report(loaded)

@@ -13,6 +13,8 @@ import sys
 import time
 from typing import Any, Callable
 
+from rich.progress import Progress
+
 
 def _clock(seconds: float) -> str:
     seconds = int(max(seconds, 0))
@@ -80,8 +82,6 @@ class PlainProgress:
 def progress_display(console, *columns, unit: str = "", every: float = 30.0):
     """A rich `Progress(*columns)` on `console` if it is a terminal, else a `PlainProgress`."""
     if console.is_terminal:
-        from rich.progress import Progress
-
         return Progress(*columns, console=console)
     return PlainProgress(unit=unit, every=every, write=lambda line: console.print(line, highlight=False,
                                                                                   soft_wrap=True))

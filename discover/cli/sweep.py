@@ -11,30 +11,35 @@ still checkpointed).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import time
 
-from inner_loop.errors import ConfigError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-EXIT_INTERRUPTED = 130
+from discover.cli.args import EXIT_INTERRUPTED, add_settings_argument
+from discover.cli.progress import progress_display
+from discover.files.atomic import ensure_writable_dir
+from discover.sweep.config import apply_sweep_overrides, get_preset, load_config_file, preset_names, resume_config
+from discover.sweep.distributed import initialize_distributed
+from discover.sweep.loop import run_sweep
+from discover.sweep.run_folder import RunFolder
+from discover.sweep.wandb_run import WANDB_MODES, check_wandb_mode
+from discover.training.settings import split_pairs
+from inner_loop.errors import ConfigError
 
 
 def add_sweep_command(sub) -> None:
-    from discover.sweep.loop import WANDB_MODES
-    from discover.sweep.config import preset_names
-
     sweep = sub.add_parser(
         "sweep", help="evolve a drift with an evosax strategy (a discovery sweep)",
         description="Evolve a neural drift with evolution strategies; writes a resumable run folder.")
     sweep.add_argument("--preset", help=f"start from a preset: {', '.join(preset_names())} (default quick)")
     sweep.add_argument("--config", help="a TOML config file (may name a preset); --set overrides it")
-    sweep.add_argument("--set", dest="settings", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
-                       help="override a setting: generations=, population_size=, seeds_per_member=, "
+    add_settings_argument(sweep, "override a setting: generations=, population_size=, seeds_per_member=, "
                             "checkpoint_every=, envs=A,B, strategy=, strategy.std=, drift.hidden_size=, "
                             "or an inner-loop field (total_timesteps=, lr=, ...); several pairs per --set, "
-                            "and --set repeatable")
+                                 "and --set repeatable")
     sweep.add_argument("--name", help="run name (default: <preset>-<date>-<time>)")
     sweep.add_argument("--runs-dir", default="runs", help="folder of run folders (default runs/)")
     sweep.add_argument("--wandb", default="offline",
@@ -46,49 +51,35 @@ def add_sweep_command(sub) -> None:
 
 
 def resolve_sweep(args):
-    """(config, run_dir, name, resume) from the command line; ConfigError on bad input."""
-    from discover.sweep.checkpoint import checkpoint_generation, latest_checkpoint
-    from discover.files.atomic import ensure_writable_dir
-    from discover.training.settings import split_pairs
-    from discover.sweep.loop import WANDB_MODES, new_run_dir, read_run, resume_config
-    from discover.sweep.config import apply_sweep_overrides, get_preset, load_config_file
-
-    if args.wandb not in WANDB_MODES:
-        raise ConfigError(f"--wandb {args.wandb!r} is not allowed; choose one of {', '.join(WANDB_MODES)}")
+    """(config, run folder, name, resume) from the command line; ConfigError on bad input."""
+    check_wandb_mode(args.wandb)
     if args.resume:
         if args.preset or args.config or args.name:
             raise ConfigError("--resume continues a run with its saved config; it cannot be combined with "
                               "--preset, --config or --name (use --set generations=N to extend it)")
-        run_dir = args.resume.rstrip("/")
-        saved = read_run(run_dir)
+        folder = RunFolder(args.resume)
+        saved = folder.read_config()
         config = resume_config(saved, split_pairs(args.settings))
-        ensure_writable_dir(run_dir, "run folder")
-        done = checkpoint_generation(latest_checkpoint(os.path.join(run_dir, "checkpoints")))
+        ensure_writable_dir(folder.path, "run folder")
+        done = folder.latest_generation()
         if done > config.generations:  # before compiling anything (run_sweep checks the header too)
             raise ConfigError(f"generations={config.generations} is less than the {done} generations "
-                              f"{run_dir!r} has done; set generations >= {done}")
-        return config, run_dir, saved["name"], True
+                              f"{folder.path!r} has done; set generations >= {done}")
+        return config, folder, saved["name"], True
     base = get_preset(args.preset or "quick")
     config = load_config_file(args.config, base) if args.config else base
     config = apply_sweep_overrides(config, args.settings).validate()
     name = args.name or f"{args.preset or 'quick'}-{time.strftime('%Y%m%d-%H%M%S')}"
     if not name or os.sep in name or name in (".", ".."):
         raise ConfigError(f"--name {name!r} is not allowed; use a plain folder name")
-    return config, new_run_dir(args.runs_dir, name), name, False
+    return config, RunFolder.create(args.runs_dir, name), name, False
 
 
 def cmd_sweep(args) -> int:
     if args.distributed:
-        from discover.cli.main import initialize_distributed
-
         initialize_distributed()  # done already when run as `discover sweep --distributed`
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    from discover.cli.progress import progress_display
-    from discover.sweep.loop import run_sweep
-
-    config, run_dir, name, resume = resolve_sweep(args)
+    config, folder, name, resume = resolve_sweep(args)
+    run_dir = folder.path
     console = Console(stderr=True)
     console.print(f"sweep [bold]{name}[/] -> {run_dir}: {config.strategy.name}, population "
                   f"{config.population_size} x {config.seeds_per_member} seeds x {', '.join(config.envs)}"
@@ -126,7 +117,7 @@ def cmd_sweep(args) -> int:
                                 stop_requested=lambda: stop["requested"], log=console.print)
     except BaseException:
         if not resume:
-            _remove_unstarted(run_dir)
+            folder.remove_unstarted()
         raise
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -139,16 +130,5 @@ def cmd_sweep(args) -> int:
     console.print(f"done: {outcome.generation} generations; last mean fitness {last.get('fitness_mean', float('nan')):.3f}, "
                   f"mean drift fitness {last.get('mean_drift_fitness', float('nan')):.3f}{held_out}; run folder {run_dir}")
     if args.wandb == "offline":
-        console.print(f"upload the wandb run later with: wandb sync {os.path.join(run_dir, 'wandb')}/offline-run-*")
+        console.print(f"upload the wandb run later with: wandb sync {folder.wandb_dir}/offline-run-*")
     return 0
-
-
-def _remove_unstarted(run_dir: str) -> None:
-    """A new sweep that failed before writing config.json (a bad PPO reference, no wandb
-    login, ...) leaves no folder behind, so the same --name can be used again."""
-    if os.path.exists(os.path.join(run_dir, "config.json")):
-        return
-    with contextlib.suppress(OSError):
-        os.remove(os.path.join(run_dir, "references.json"))
-    with contextlib.suppress(OSError):
-        os.rmdir(run_dir)  # only if empty: never removes anything else

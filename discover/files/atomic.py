@@ -5,11 +5,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from importlib.metadata import PackageNotFoundError, version
+
+from inner_loop.errors import ConfigError
 
 
 def write_json_atomic(path: str, payload: dict) -> None:
     """Write `payload` as JSON to a temporary file beside `path`, then rename it into place."""
-    text = json.dumps(payload, indent=2) + "\n"
+    write_text_atomic(path, json.dumps(payload, indent=2) + "\n")
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    """Write `text` to a temporary file beside `path`, then rename it into place."""
 
     def write(tmp):
         with open(tmp, "w") as f:
@@ -38,8 +45,6 @@ def _temporary_path(path: str) -> str:
 def _write_atomic(path: str, write) -> None:
     """`write(tmp)`, then rename tmp to `path`. On any failure the temporary file is removed
     and `path` is left as it was; an OSError becomes a one-line ConfigError."""
-    from inner_loop.errors import ConfigError
-
     tmp = _temporary_path(path)
     try:
         write(tmp)
@@ -56,8 +61,6 @@ def check_output_file(path: str, what: str = "output path") -> None:
     """Before any work: ConfigError (one line) unless a file can be written at `path` (its
     folder is created if needed; the name is tried, so an over-long name or a read-only
     file system fails here, not after a long run)."""
-    from inner_loop.errors import ConfigError
-
     ensure_writable_dir(os.path.dirname(os.path.abspath(path)))
     if os.path.isdir(path):
         raise ConfigError(f"{what} {path!r} is a folder; give a file name")
@@ -71,8 +74,6 @@ def check_output_file(path: str, what: str = "output path") -> None:
 
 def package_versions() -> dict:
     """Installed versions of the packages whose behaviour a result depends on."""
-    from importlib.metadata import PackageNotFoundError, version
-
     out = {}
     for pkg in ("jax", "jaxlib", "flax", "optax", "evosax", "gymnax", "wandb", "drift-discovery"):
         try:
@@ -84,8 +85,6 @@ def package_versions() -> dict:
 
 def ensure_writable_dir(path: str, what: str = "output folder") -> None:
     """Create folder `path` if needed; ConfigError (one line) if that fails or it is not writable."""
-    from inner_loop.errors import ConfigError
-
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as err:

@@ -13,7 +13,7 @@ A drift file is a NumPy `.npz` archive (a zip of plain arrays; read with
 `load_drift(path)` checks the format version, the parameterisation, every array's shape
 and the mirror-learning axioms (DESIGN.md section 1) before returning a pure-JAX callable
 `drift(ratio, advantage, progress=0.0)` (the grid and random points of
-`discover.theorem.verify.check_axioms`). Every problem is one `ConfigError` line naming
+`discover.theorem.axioms.check_axioms`). Every problem is one `ConfigError` line naming
 the file.
 """
 
@@ -33,6 +33,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from discover.files.atomic import package_versions, write_bytes_atomic
+from discover.theorem.axioms import check_axioms
+from discover.theorem.config import VerifyConfig
 from inner_loop import drifts
 from inner_loop.errors import ConfigError
 
@@ -262,9 +264,7 @@ def _check_metadata_types(path: str, metadata: dict) -> None:
 
 
 def axiom_report(drift_fn) -> dict:
-    """The per-sample axioms (`discover.theorem.verify.check_axioms`, with fewer random points than
+    """The per-sample axioms (`discover.theorem.axioms.check_axioms`, with fewer random points than
     `discover verify`): {"passed", "problem" (None or one line), "points", "checks"}."""
-    from discover.theorem.verify import VerifyConfig, check_axioms
-
     result = check_axioms(drift_fn, VerifyConfig(axiom_random_points=1024))
     return {**result.to_dict(), "problem": "; ".join(result.failures) or None}

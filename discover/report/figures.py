@@ -1,13 +1,20 @@
-"""Figures: drift landscapes over (log r, A), drawn with matplotlib (Agg, no display)."""
+"""Figures: drift landscapes over (log r, A), and a comparison's learning curves and final returns."""
 
 from __future__ import annotations
 
 import io
+import os
 from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+import matplotlib
 import numpy as np
+
+from discover.report import stats
+
+matplotlib.use("Agg")  # files only, never a display
+import matplotlib.pyplot as plt  # noqa: E402
 
 from discover.files.atomic import write_bytes_atomic
 
@@ -30,11 +37,6 @@ def drift_landscapes_png(panels: Sequence[tuple[str, DriftFn]], path: str | None
 
     All panels share one colour scale, so their magnitudes can be compared.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     grids = [(title, *drift_grid(fn, progress=progress)) for title, fn in panels]
     finite = [g[3][np.isfinite(g[3])] for g in grids]
     vmax = max([float(np.percentile(f, 99)) for f in finite if f.size] + [1e-6])
@@ -55,3 +57,45 @@ def drift_landscapes_png(panels: Sequence[tuple[str, DriftFn]], path: str | None
     if path is not None:
         write_bytes_atomic(path, data)
     return data
+
+
+def draw_figures(folder: str, runs: dict, entries: list[dict], envs: list[str], configs, seed: int) -> dict:
+    """The comparison's PNGs in `folder`: learning curves, final returns, drift landscapes;
+    {title: file name}."""
+    figures = {}
+    fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 3.6), squeeze=False)
+    for ax, env, config in zip(axes[0], envs, configs):
+        steps = np.arange(1, config.num_updates + 1) * config.batch_size
+        for entry in entries:
+            mean, lo, hi = stats.curve_band(runs[(entry["label"], env)]["curve"], seed=seed)
+            ax.plot(steps, mean, label=entry["label"])
+            ax.fill_between(steps, lo, hi, alpha=0.25)
+        ax.set_title(env)
+        ax.set_xlabel("env steps")
+        ax.set_ylabel("episodic return")
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(folder, "curves.png"), dpi=90)
+    plt.close(fig)
+    figures["Learning curves (mean, 95 % bootstrap band)"] = "curves.png"
+
+    fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 3.6), squeeze=False)
+    for ax, env in zip(axes[0], envs):
+        for i, entry in enumerate(entries):
+            final = np.asarray(runs[(entry["label"], env)]["final_return"], np.float64)
+            ok = final[np.isfinite(final)]
+            if ok.size:  # no bar for a drift whose every seed failed: a bar at 0 would read as measured
+                ax.bar(i, np.mean(ok), color=f"C{i}", alpha=0.5)
+            ax.scatter(np.full(ok.size, i), ok, color=f"C{i}", s=10)
+        ax.set_xticks(range(len(entries)), [e["label"] for e in entries], rotation=20, fontsize=8)
+        ax.set_title(env)
+        ax.set_ylabel("final return")
+    fig.tight_layout()
+    fig.savefig(os.path.join(folder, "final_returns.png"), dpi=90)
+    plt.close(fig)
+    figures["Final returns per env (bars: mean; dots: seeds)"] = "final_returns.png"
+
+    panels = [(e["label"], (lambda d, p: (lambda r, a, pr: d(p, r, a, pr)))(e["drift"], e["params"])) for e in entries]
+    drift_landscapes_png(panels, os.path.join(folder, "landscapes.png"))
+    figures["Drift landscapes over (log r, A), progress 0"] = "landscapes.png"
+    return figures

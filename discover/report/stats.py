@@ -6,6 +6,7 @@ Pure NumPy on small arrays (seeds x envs); the bootstrap draws come from an expl
 
 from __future__ import annotations
 
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -79,8 +80,6 @@ def curve_band(curves: np.ndarray, *, resamples: int = 1000, confidence: float =
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, c.shape[0], (resamples, c.shape[0]))
     with np.errstate(all="ignore"):
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             means = np.nanmean(c[idx], axis=1)  # (resamples, updates)

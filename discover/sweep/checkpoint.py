@@ -11,9 +11,8 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 import zipfile
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import numpy as np
@@ -22,38 +21,37 @@ from discover.files.atomic import write_bytes_atomic
 from inner_loop.errors import ConfigError
 
 FORMAT_VERSION = 1
-_NAME = re.compile(r"^gen_(\d{6})\.npz$")
 
 
-def checkpoint_path(folder: str, generation: int) -> str:
-    return os.path.join(folder, f"gen_{generation:06d}.npz")
+class UnreadableCheckpoint(ConfigError):
+    """A checkpoint file that cannot be read (cut short, damaged): an older one may still be."""
 
 
-def save_checkpoint(folder: str, generation: int, tree: Any, header: dict | None = None) -> str:
-    """Write `tree` (any pytree of arrays) as the checkpoint of `generation`."""
-    os.makedirs(folder, exist_ok=True)
+def save_checkpoint(path: str, generation: int, tree: Any, header: dict | None = None) -> str:
+    """Write `tree` (any pytree of arrays) to `path` as the checkpoint of `generation`."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     leaves = [np.asarray(x) for x in jax.tree.leaves(jax.device_get(tree))]
     meta = {"format_version": FORMAT_VERSION, "generation": generation, "num_leaves": len(leaves),
             **(header or {})}
     buffer = io.BytesIO()
     np.savez(buffer, __header__=np.asarray(json.dumps(meta)),
              **{f"leaf_{i:05d}": leaf for i, leaf in enumerate(leaves)})
-    path = checkpoint_path(folder, generation)
     write_bytes_atomic(path, buffer.getvalue())
     return path
 
 
-def latest_checkpoint(folder: str) -> str | None:
-    """The checkpoint with the highest generation in `folder`, or None."""
-    if not os.path.isdir(folder):
-        return None
-    found = sorted((int(m.group(1)), name) for name in os.listdir(folder) if (m := _NAME.match(name)))
-    return os.path.join(folder, found[-1][1]) if found else None
-
-
-def checkpoint_generation(path: str | None) -> int:
-    """The generation in a checkpoint's file name (0 for None: no checkpoint yet)."""
-    return 0 if path is None else int(_NAME.match(os.path.basename(path)).group(1))
+def load_newest_checkpoint(checkpoints: list[tuple[int, str]], template: Any,
+                           log: Callable[[str], None]) -> tuple[Any, dict] | None:
+    """(tree, header) of the newest readable checkpoint of [(generation, path)], saying in one
+    line each unreadable one it passes over; None if there is none. A checkpoint that reads
+    but does not fit `template` (another config) is an error, not skipped."""
+    for generation, path in reversed(checkpoints):
+        try:
+            return load_checkpoint(path, template)
+        except UnreadableCheckpoint as err:
+            older = [g for g, _ in checkpoints if g < generation]
+            log(f"{err}; resuming from " + (f"generation {older[-1]}'s checkpoint" if older else "the start"))
+    return None
 
 
 def load_checkpoint(path: str, template: Any) -> tuple[Any, dict]:
@@ -63,7 +61,7 @@ def load_checkpoint(path: str, template: Any) -> tuple[Any, dict]:
             header = json.loads(str(archive["__header__"]))
             leaves = [archive[f"leaf_{i:05d}"] for i in range(header["num_leaves"])]
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as err:
-        raise ConfigError(f"checkpoint {path!r} is corrupt ({type(err).__name__})") from None
+        raise UnreadableCheckpoint(f"checkpoint {path!r} is corrupt ({type(err).__name__})") from None
     if header.get("format_version", 0) > FORMAT_VERSION:
         raise ConfigError(f"checkpoint {path!r} has format version {header['format_version']}, "
                           f"newer than this discover reads ({FORMAT_VERSION})")

@@ -43,7 +43,10 @@ import jax
 from discover.training.settings import parse_value, split_pairs
 from inner_loop import drifts
 from inner_loop.config import Hyperparams, TrainConfig, check_seed, field_types, preset
+from inner_loop.envs import make_env
 from inner_loop.errors import ConfigError
+from outer_loop.sharding import member_mesh
+from outer_loop.strategy import make_strategy, strategy_names
 
 NEURAL_DRIFTS = ("lpo", "ta_lpo")
 
@@ -110,9 +113,6 @@ class SweepConfig:
         return drifts.get(self.drift, **self.drift_options)
 
     def validate(self) -> "SweepConfig":
-        from inner_loop.envs import make_env
-        from outer_loop.sharding import member_mesh
-        from outer_loop.strategy import make_strategy, strategy_names
 
         for name in ("generations", "population_size", "seeds_per_member", "checkpoint_every",
                      "generations_per_call", "mean_drift_seeds"):
@@ -334,3 +334,18 @@ def _typed(key: str, value: Any, kind: type) -> Any:
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ConfigError(f"{key}={value!r} is not a valid {kind.__name__}")
     return value
+
+
+RESUMABLE_KEYS = ("generations", "checkpoint_every", "generations_per_call")
+
+
+def resume_config(saved: dict, settings: list[tuple[str, Any]]) -> SweepConfig:
+    """The saved config with `settings` applied; only RESUMABLE_KEYS may change."""
+    old = SweepConfig.from_dict(saved["sweep"])
+    new = apply_sweep_settings(old, settings)
+    for f in dataclasses.fields(SweepConfig):
+        before, after = getattr(old, f.name), getattr(new, f.name)
+        if before != after and f.name not in RESUMABLE_KEYS:
+            raise ConfigError(f"--set {f.name}: conflicts with the run's config ({before!r} -> {after!r}); "
+                              f"on --resume only {', '.join(RESUMABLE_KEYS)} can change")
+    return new.validate()

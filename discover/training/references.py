@@ -21,6 +21,7 @@ import jax
 import numpy as np
 
 from discover.files.atomic import package_versions
+from discover.training.seeds import train_seeds
 from inner_loop import TrainConfig, drifts
 from inner_loop.config import fields_read
 from inner_loop.errors import ConfigError
@@ -50,8 +51,6 @@ UNTRAINED_LR = 1e-12  # the untrained policy: the same trainer with a learning r
 def untrained_returns(config: TrainConfig, num_seeds: int, key: jax.Array) -> np.ndarray:
     """The untrained policy's final returns on `config`, one per seed that finished an
     episode in the final window (the others are NaN and left out)."""
-    from discover.training.seeds import train_seeds
-
     returns = train_seeds(config.replace(lr=UNTRAINED_LR), drifts.get("ppo"), {}, num_seeds, key).final_return
     return returns[np.isfinite(returns)]
 
@@ -78,8 +77,6 @@ def check_learnable(entry: dict) -> None:
 def measure_reference(config: TrainConfig, num_seeds: int, key: jax.Array, on_progress=None) -> dict:
     """Train PPO (and the untrained policy) on `config` over `num_seeds` vmapped seeds; an
     entry for the data file."""
-    from discover.training.seeds import train_seeds
-
     ppo = drifts.get("ppo")
     result = train_seeds(config, ppo, ppo.init(key), num_seeds, key, on_progress=on_progress)
     returns = np.asarray(result.final_return, np.float64)

@@ -1,4 +1,4 @@
-"""`--set key=value` overrides for dataclass configs and drift options.
+"""`--set key=value` settings: parsing values by the type of the field they set.
 
 Values are parsed by the type of the field they set; every problem is a one-line
 ConfigError naming the key or value and what is allowed.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from inner_loop import drifts
 from inner_loop.config import TrainConfig, field_types
 from inner_loop.errors import ConfigError
 
@@ -48,28 +47,16 @@ def split_pairs(pairs: list[str]) -> list[tuple[str, str]]:
     return out
 
 
-def apply_train_overrides(config: TrainConfig, drift_name: str, pairs: list[str],
-                          fixed: tuple[str, ...] = ()) -> tuple[TrainConfig, dict]:
-    """Apply `--set` pairs: config fields by name, drift options as `drift.NAME`.
-
-    Returns (new config, drift options). `fixed` names fields the command sets itself.
-    """
+def apply_train_overrides(config: TrainConfig, pairs: list[str], fixed: tuple[str, ...] = ()) -> TrainConfig:
+    """Apply `--set` pairs of config fields by name; `fixed` names fields the command sets itself.
+    (Drift options, `drift.<option>`, are the drift resolver's.)"""
     config_types = field_types(TrainConfig)
-    drift_types = drifts.option_types(drift_name)
     changes: dict[str, Any] = {}
-    drift_options: dict[str, Any] = {}
     for key, text in split_pairs(pairs):
-        if key.startswith("drift."):
-            option = key[len("drift."):]
-            if option not in drift_types:
-                allowed = ", ".join(f"drift.{k}" for k in drift_types) or "none"
-                raise ConfigError(f"drift {drift_name!r} has no option {option!r}; allowed: {allowed}")
-            drift_options[option] = parse_value(key, text, drift_types[option])
-        elif key in fixed:
+        if key in fixed:
             raise ConfigError(f"setting {key!r} is fixed by the command line (--env / --drift) and cannot be set")
-        elif key in config_types:
-            changes[key] = parse_value(key, text, config_types[key])
-        else:
+        if key not in config_types:
             allowed = [k for k in config_types if k not in fixed] + ["drift.<option>"]
             raise ConfigError(f"unknown setting {key!r}; allowed: {', '.join(allowed)}")
-    return config.replace(**changes), drift_options
+        changes[key] = parse_value(key, text, config_types[key])
+    return config.replace(**changes)

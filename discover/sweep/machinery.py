@@ -1,0 +1,105 @@
+"""The compiled pieces of a sweep: fitness normalisers, the ES strategy, the jitted generations
+and the scoring of the search mean on training and held-out envs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+from discover.sweep.config import SweepConfig
+from discover.training.references import check_learnable, find_reference, measure_reference, measure_untrained
+from inner_loop import drifts
+from inner_loop.parallel import runs_mesh
+from outer_loop import (EvolutionState, Normalisation, evolve, make_drift_fitness, make_generation,
+                        make_population_fitness, make_strategy)
+from outer_loop.sharding import member_mesh, replicate
+
+REFERENCE_SEEDS = 16  # seeds of a PPO reference measured at sweep start (when not stored)
+
+
+def resolve_references(config: SweepConfig, log: Callable[[str], None]) -> tuple[list[dict], list[dict]]:
+    """The PPO and untrained references of each training env and of each held-out env:
+    stored data, else measured now. ConfigError if PPO does not beat the untrained policy."""
+    def resolve(i, train_config):
+        key = jax.random.fold_in(jax.random.PRNGKey(10_000 + config.seed), i)
+        entry = find_reference(train_config)
+        if entry is None:
+            log(f"no stored PPO reference for {train_config.env_id} with this inner config; "
+                f"measuring it now ({REFERENCE_SEEDS} seeds)")
+            entry = {**measure_reference(train_config, REFERENCE_SEEDS, key), "source": "measured at sweep start"}
+        else:
+            entry = {**entry, "source": "discover/data/ppo_references.json"}
+            if "untrained_return" not in entry:
+                log(f"no stored untrained return for {train_config.env_id}; measuring it now ({REFERENCE_SEEDS} seeds)")
+                entry.update(measure_untrained(train_config, REFERENCE_SEEDS, key))
+        check_learnable(entry)
+        return entry
+
+    configs = config.train_configs() + config.test_configs()
+    entries = [resolve(i, c) for i, c in enumerate(configs)]
+    return entries[:len(config.envs)], entries[len(config.envs):]
+
+
+def normalisation(entries: list[dict]) -> Normalisation:
+    """The fitness normalisers of these reference entries (untrained 0 in format-1 run folders)."""
+    return Normalisation(ppo=[e["ppo_reference_return"] for e in entries],
+                         untrained=[e.get("untrained_return", 0.0) for e in entries])
+
+
+@dataclass
+class Machinery:
+    """Compiled pieces of one sweep config."""
+
+    drift: drifts.Drift
+    strategy: Any
+    es_params: Any
+    initial_state: EvolutionState
+    run_generations: Callable  # (state, n) -> (state, metrics stacked over n)
+    mean_fitness: Callable  # (key, params) -> (fitness (1,), returns)
+    test_fitness: Callable | None  # the same on the held-out envs (None without test_envs)
+    test_references: Normalisation | None  # the held-out envs' normalisers
+    env_steps_per_generation: int
+
+
+def build_machinery(config: SweepConfig, references: Normalisation,
+                    test_references: Normalisation | None = None) -> Machinery:
+    drift = config.make_drift()
+    root = jax.random.PRNGKey(config.seed)
+    init_key, es_key, run_key = jax.random.split(root, 3)
+    solution = drift.init(init_key)
+    strategy, es_params = make_strategy(config.strategy.name, config.population_size, solution,
+                                        std=config.strategy.std, lr=config.strategy.lr,
+                                        antithetic=config.strategy.antithetic)
+    train_configs = config.train_configs()
+    mesh = member_mesh(config.population_size)
+    population_fitness = make_population_fitness(train_configs, drift, references, config.seeds_per_member,
+                                                 mesh=mesh, randomize=config.randomize())
+    generation = make_generation(strategy, es_params, population_fitness)
+    initial = EvolutionState(strategy.init(es_key, solution, es_params), run_key)
+    seeds_mesh = runs_mesh(config.mean_drift_seeds)
+    mean_fitness = make_drift_fitness(train_configs, drift, references, config.mean_drift_seeds,
+                                      mesh=seeds_mesh, randomize=config.randomize())
+    # Held-out envs at their own configs: what a user running the drift there would see.
+    test_fitness = (make_drift_fitness(config.test_configs(), drift, test_references, config.mean_drift_seeds,
+                                       mesh=seeds_mesh) if config.test_envs and test_references else None)
+    steps = config.population_size * config.seeds_per_member * sum(c.env_steps for c in train_configs)
+    evolve_jit = jax.jit(lambda s, n: evolve(generation, s, n), static_argnums=1)
+
+    def run_generations(state, n):
+        # jit keys on weak types and shardings, which evosax mixes: one signature, one compile.
+        return evolve_jit(replicate(strong_types(state), mesh), n)
+
+    return Machinery(drift=drift, strategy=strategy, es_params=es_params, initial_state=initial,
+                      run_generations=run_generations,
+                      mean_fitness=jax.jit(mean_fitness),
+                      test_fitness=jax.jit(test_fitness) if test_fitness else None,
+                      test_references=test_references,
+                      env_steps_per_generation=steps)
+
+
+def strong_types(tree):
+    """The same arrays without JAX's weak-type flag (one jit signature for every call)."""
+    return jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.asarray(x).dtype), tree)
