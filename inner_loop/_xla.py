@@ -2,17 +2,13 @@
 
 1. **One CPU device per usable core** (`--xla_force_host_platform_device_count`). XLA runs
    one program per device at a time, and on CPU one trainer program keeps about one core
-   busy: its ops are small, and the intra-op thread pool gains little on them (CartPole-v1,
-   4 vmapped seeds: 116k env steps/s pinned to one core of this 2-core host, 96k on both).
-   With a device per core, `inner_loop.parallel` splits vmapped seeds and members over the
-   devices and every core trains its own share (same host: about 2x). Plain `jit` code is not
+   busy (its ops are small), so `inner_loop.parallel` splits vmapped seeds and members over
+   the devices and every core trains its own share. Plain `jit` code is not
    affected: it runs on device 0 as before. On a GPU host the CPU devices are unused.
-2. **The concurrency-optimised CPU scheduler off.** On a 2-core CPU with jax 0.10 it was
-   seen to hang forever inside `block_until_ready` when a trainer was vmapped over 3+
-   seeds. The root cause (found later with gdb) is jaxlib's batched CPU QR in the
-   orthogonal initialiser blocking every thread of XLA's pool when two run at once;
-   `inner_loop.networks.orthogonal` now does one matrix at a time, so the flag is a second
-   line of defence for other batched LAPACK calls.
+2. **The concurrency-optimised CPU scheduler off**: a second line of defence against the
+   thread-pool deadlock of batched CPU LAPACK calls (see `inner_loop.networks.orthogonal`).
+
+The measurements behind both: docs/design.md, Measured decisions.
 
 Each flag is added to `XLA_FLAGS` only when the user has not set it themselves (their value
 always wins; `JAX_NUM_CPU_DEVICES` counts as setting the device count), and only when jax

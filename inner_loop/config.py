@@ -163,17 +163,16 @@ class Hyperparams:
 
 # Presets ----------------------------------------------------------------------------
 # Classic control follows purejaxrl's PPO settings; MinAtar follows the published LPO
-# set-up (DESIGN.md section 3): 64 envs x 128 steps, 4 epochs, 8 minibatches, 64-unit
-# ReLU MLP, per-game learning rates, 1e7 steps.
+# set-up (docs/design.md, Measured decisions: presets): 64 envs x 128 steps, 4 epochs,
+# 8 minibatches, 64-unit ReLU MLP, per-game learning rates, 1e7 steps.
 
 _MINATAR = dict(total_timesteps=10_000_000, num_envs=64, num_steps=128, update_epochs=4,
                 num_minibatches=8, gamma=0.99, gae_lambda=0.95, ent_coef=0.01,
                 activation="relu", hidden_size=64, num_layers=2, anneal_lr=True)
 
 PRESETS: dict[str, TrainConfig] = {
-    # kl_delta (used only by the kl_ball neighbourhood, i.e. TRPO): the default 0.01 let
-    # TRPO's mean final return over 8 seeds swing from 449 to 288 across root seeds; with
-    # 0.005 it was 464 and 476 (scripts/returns.py, root seeds 0 and 1).
+    # kl_delta (read only by the kl_ball neighbourhood, i.e. TRPO): 0.005, as 0.01 made TRPO's
+    # returns swing across root seeds (docs/design.md, Measured decisions).
     "CartPole-v1": TrainConfig(env_id="CartPole-v1", kl_delta=0.005),
     "Acrobot-v1": TrainConfig(env_id="Acrobot-v1"),
     "Pendulum-v1": TrainConfig(

@@ -1,4 +1,4 @@
-"""The drift zoo of mirror learning (DESIGN.md section 1).
+"""The drift zoo of mirror learning (docs/design.md, sections 1 and 2: the maths and the zoo).
 
 A per-sample drift `d(r, A, progress)` takes the probability ratio `r = pi(a|s) /
 pi_old(a|s)` of a sample `a ~ pi_old`, its (normalised GAE) advantage `A`, and the training

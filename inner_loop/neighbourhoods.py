@@ -23,8 +23,8 @@ def conjugate_gradient(matvec: Callable, b: jax.Array, iters: int) -> jax.Array:
     """Solve `A x = b` (A symmetric positive definite) with exactly `iters` CG iterations.
 
     A fixed trip count (as in TRPO) rather than `jax.scipy.sparse.linalg.cg`'s tolerance
-    test: that data-dependent loop, batched over 8 vmapped seeds, returned a zero step here
-    (XLA CPU, jax 0.10), so a vmapped population never moved its policy.
+    test, whose data-dependent loop gave a zero step under vmap (docs/design.md, Measured
+    decisions).
     """
     def iteration(_, carry):
         x, r, p, rr = carry

@@ -25,12 +25,8 @@ def _qr_one_matrix(a):
 
 @_qr_one_matrix.def_vmap
 def _qr_one_matrix_at_a_time(axis_size, in_batched, a):
-    # Why: jaxlib's CPU LAPACK splits a *batched* QR into chunks on XLA's intra-op thread
-    # pool and blocks a pool thread until they finish. When two programs do that at once
-    # (several CPU devices, or XLA's concurrency-optimised scheduler running the actor's and
-    # critic's inits together) every pool thread waits and nothing runs the chunks: a
-    # deadlock at 0% CPU (found with gdb: all pool threads in ParallelBatchMap). One matrix
-    # at a time (lax.map) runs each QR inline on its own thread.
+    # Why: a *batched* CPU QR blocks XLA's intra-op pool threads, and two at once deadlock;
+    # one matrix at a time (lax.map) runs each QR inline (docs/design.md, Measured decisions).
     if not in_batched[0]:
         return _qr_one_matrix(a), (False, False)
     return jax.lax.map(_qr_one_matrix, a), (True, True)

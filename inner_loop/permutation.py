@@ -1,11 +1,10 @@
 """Random permutations for minibatch shuffling, by single-array sorts.
 
 `jax.random.permutation(key, n)` sorts (random key, index) pairs with a two-operand sort,
-one or more rounds; XLA's CPU backend runs each such sort about 5x slower than a sort of one
-uint32 array, and PPO shuffles the batch every epoch (8192 items on a 2-core CPU: 4.6 ms,
-against 0.8 ms for the two single-array passes below). Here each index rides in the low
-`b = ceil(log2 n)` bits of its own random uint32, so a single-operand sort orders the indices
-by their `32 - b` random high bits.
+one or more rounds; XLA's CPU backend runs such a sort several times slower than a sort of
+one uint32 array, and PPO shuffles the batch every epoch (timings: docs/design.md, Measured
+decisions). Here each index rides in the low `b = ceil(log2 n)` bits of its own random
+uint32, so a single-operand sort orders the indices by their `32 - b` random high bits.
 
 Indices whose random bits tie keep their relative order from the previous pass. A second
 pass over the first pass's order (fresh bits) makes those ties random as well: a pair is

@@ -275,9 +275,8 @@ class Trainer:
                 return hparams.lr * (1.0 - done_updates / self.num_updates)
         else:
             learning_rate = hparams.lr
-        # One flat vector instead of a dozen small leaves: the same arithmetic in a few
-        # large ops. XLA CPU pays a fixed cost per op, so with a vmapped population
-        # (CartPole, 8 variants x 4 seeds) this was ~20-30% of the whole run.
+        # One flat vector instead of a dozen small leaves: XLA CPU pays a fixed cost per op
+        # (docs/design.md, Measured decisions).
         return optax.flatten(optax.chain(optax.clip_by_global_norm(hparams.max_grad_norm),
                                          optax.adam(learning_rate, eps=1e-5)))
 
@@ -359,8 +358,8 @@ class Trainer:
             return jnp.mean(networks.kl_divergence(old_dist, self.net.actor.apply(actor_params, batch.obs), discrete))
 
         # The radius is the natural-gradient step's size; anneal it as Adam's lr is annealed
-        # elsewhere. Fixed, a seed at 500 on CartPole-v1 could be pushed off late in training
-        # (mean of 8 seeds, root seeds 0/1: 433/444 fixed; 455/500 annealed, root 2: 454).
+        # elsewhere: a fixed one could push a solved seed off late in training (docs/design.md,
+        # Measured decisions).
         delta = hparams.kl_delta * (1.0 - progress) if cfg.anneal_lr else hparams.kl_delta
         actor, step_info = kl_ball_step(params["actor"], objective, mean_kl, delta=delta,
                                         cg_iters=cfg.cg_iters, cg_damping=cfg.cg_damping,

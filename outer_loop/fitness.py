@@ -1,4 +1,4 @@
-"""Fitness of drift parameters from inner-loop returns (DESIGN.md section 3).
+"""Fitness of drift parameters from inner-loop returns (docs/design.md, Fitness).
 
 A member's fitness is the mean over training envs of its PPO-normalised return,
 `(R - R_0) / (R_ppo - R_0)`: R its mean final return over seeds, R_ppo PPO's and R_0 the

@@ -63,7 +63,7 @@ def replicate(tree, mesh: Mesh | None):
     The generation's outputs (the ES state) come back replicated over the mesh, so its
     inputs must be too: jit keys its cache on input shardings, and a state on one device
     (the initial one, or one loaded from a checkpoint) would compile the program a second
-    time (measured: 31 s more for the quick sweep). Each process supplies the whole value,
+    time (docs/design.md, Measured decisions). Each process supplies the whole value,
     as every replica holds it, which also places it across hosts under jax.distributed.
     """
     if mesh is None:

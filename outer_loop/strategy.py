@@ -19,8 +19,8 @@ from evosax.core.fitness_shaping import centered_rank_fitness_shaping_fn
 from inner_loop.errors import ConfigError
 
 
-# Constructible with only a population size and a solution, yet unusable here: measured on
-# sum((x - 1)^2) in 6 dimensions (tests/test_outer_loop.py runs every other name on it).
+# Constructible with only a population size and a solution, yet it diverges on a quadratic
+# (docs/design.md, Measured decisions; tests/test_outer_loop.py runs every other name on it).
 UNUSABLE = {"LM_MA_ES": "its mean becomes NaN within 30 generations even with evosax's defaults"}
 
 

@@ -1,6 +1,6 @@
 """A plain PPO built the way the peer JAX implementations are, as an on-host yardstick.
 
-Steps per second depend on the host (the issue's peer figures were taken on another CPU),
+Steps per second depend on the host (the peer figures were taken on another CPU),
 so `bench_inner.py` times this yardstick beside our trainer, on the same configs, in the
 same process. It is written for this benchmark and follows the usual single-file JAX PPO
 design rather than ours:

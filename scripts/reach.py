@@ -4,7 +4,7 @@ start "none") on the (r, A) samples of real PPO runs, by gradient descent.
     python scripts/reach.py                       # CartPole-v1 at lr 1e-2 and Acrobot-v1 at lr 3e-3
     python scripts/reach.py --steps 5000 --out results/reach.json
 
-Relative error = ||d_fit - d_target|| / ||d_target|| over the samples (issue target < 5 %).
+Relative error = ||d_fit - d_target|| / ||d_target|| over the samples (target < 5 %, docs/design.md section 3).
 """
 
 from __future__ import annotations

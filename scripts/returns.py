@@ -1,4 +1,4 @@
-"""Reproduce the inner loop's returns (issue 2): mean over seeds of final return.
+"""Reproduce the inner loop's returns: mean over seeds of final return.
 
     python scripts/returns.py                # CartPole-v1 (PPO, DPO, TRPO) and Breakout (PPO, DPO)
     python scripts/returns.py --only cartpole --seeds 8 --out results/returns.json

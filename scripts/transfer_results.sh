@@ -2,7 +2,7 @@
 # Reproduce docs/results/transfer/: the `transfer` and `quick` sweeps, their exported drifts
 # (best checkpoint by training fitness), and `discover compare` of each against PPO and DPO
 # with 16 fresh seeds (--seed 1000; the sweeps drew theirs from seed 0) on its training and
-# held-out envs, each env at the config the sweep used. About 2 hours on 2 CPU cores.
+# held-out envs, each env at the config the sweep used. Run time: docs/design.md, Measured decisions.
 #
 #   bash scripts/transfer_results.sh            # RUNS=runs OUT=docs/results/transfer by default
 set -euo pipefail

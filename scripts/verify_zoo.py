@@ -3,7 +3,7 @@ invalid drifts to see how many random MDPs it takes to expose them.
 
     python scripts/verify_zoo.py [--quick] [--out results/verify_zoo.json]
 
-Part 1, at the issue's target size (256 random MDPs of 20 states x 5 actions, 50 mirror-
+Part 1, at the default size (256 random MDPs of 20 states x 5 actions, 50 mirror-
 learning updates; `VerifyConfig()`'s defaults): every zoo drift, `lpo` / `ta_lpo` with a
 random valid network (`init_scale=1`; their default `init_scale=0` is exactly PPO). Prints
 the verdict and the wall-clock time per drift (target: under a minute each on 2 CPU cores).

@@ -225,7 +225,7 @@ def test_categorical_entropy_is_minus_sum_p_log_p_and_finite_for_extreme_logits(
 
 def test_categorical_kl_is_sum_p_log_p_over_q_and_invariant_to_logit_shifts():
     got = networks.kl_divergence(*j(LOGITS_OLD, LOGITS_NEW), discrete=True)
-    p, q = softmax(LOGITS_OLD), softmax(LOGITS_NEW)
+    p = softmax(LOGITS_OLD)
     log_q = LOGITS_NEW - LOGITS_NEW.max(-1, keepdims=True)
     log_q = log_q - np.log(np.exp(log_q).sum(-1, keepdims=True))  # exact even where q underflows
     log_p = np.log(np.where(p > 0, p, 1.0))

@@ -1,7 +1,7 @@
 """Progress of long commands: a rich bar on a terminal, plain lines in a log file.
 
 Rich draws nothing when its console is not a terminal (a batch job, `nohup`, `> log`), so a
-long `compare` printed nothing for half an hour. `progress_display` returns a rich
+long command would print nothing. `progress_display` returns a rich
 `Progress` on a terminal, and otherwise a `PlainProgress` with the same `add_task`,
 `update`, `advance` and context-manager use, which prints one line (what runs, done/total,
 elapsed, ETA, and the task's fields) at most every `every` seconds and at the end.

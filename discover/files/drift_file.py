@@ -11,7 +11,7 @@ A drift file is a NumPy `.npz` archive (a zip of plain arrays; read with
     (`params/Dense_0/kernel`).
 
 `load_drift(path)` checks the format version, the parameterisation, every array's shape
-and the mirror-learning axioms (DESIGN.md section 1) before returning a pure-JAX callable
+and the mirror-learning axioms (docs/design.md, section 1) before returning a pure-JAX callable
 `drift(ratio, advantage, progress=0.0)` (the grid and random points of
 `discover.theorem.axioms.check_axioms`). Every problem is one `ConfigError` line naming
 the file.

@@ -39,18 +39,8 @@ def summarize(runs: dict, labels: list[str], envs: list[str], training: dict, se
                 row[f"{name}_ci"] = [lo, hi]
             results["per_env"][env][label] = row
     if "ppo" in labels:
-        for label in labels:
-            if label == "ppo":
-                continue
-            results["probability_beats_ppo"][label] = {}
-            for env in envs:
-                x = np.asarray(runs[(label, env)]["final_return"], np.float64)
-                y = np.asarray(runs[("ppo", env)]["final_return"], np.float64)
-                x, y = x[np.isfinite(x)], y[np.isfinite(y)]
-                p = stats.probability_of_improvement(x, y) if x.size and y.size else None
-                ci = stats.probability_of_improvement_ci(x, y, resamples=RESAMPLES, seed=seed) if p is not None \
-                    else (None, None)
-                results["probability_beats_ppo"][label][env] = {"p": p, "ci": list(ci)}
+        results["probability_beats_ppo"] = {label: _probability_beats_ppo(runs, label, envs, seed)
+                                            for label in labels if label != "ppo"}
         spans = {}
         for env in envs:
             ppo_mean = results["per_env"][env]["ppo"]["mean"]
@@ -63,22 +53,40 @@ def summarize(runs: dict, labels: list[str], envs: list[str], training: dict, se
             else:
                 spans[env] = ppo_mean - untrained[env]
         results["aggregate"] = _aggregates(runs, labels, spans, untrained, seed)
-        # The same aggregate over each drift's training envs and over its held-out envs alone
-        # (every drift scored on the same env group), so transfer is read directly.
-        groups: dict[tuple, dict] = {}
-        for label in labels:
-            if training[label] is None:
-                continue
-            for kind, group in (("training", [e for e in envs if e in training[label]]),
-                                ("held out", [e for e in envs if e not in training[label]])):
-                group = tuple(e for e in group if e in spans)
-                if group:
-                    groups.setdefault(group, {}).setdefault(kind, []).append(label)
-        results["aggregate_groups"] = {
-            "; ".join(f"{kind} by {', '.join(owners)}" for kind, owners in kinds.items()): {
+        results["aggregate_groups"] = _group_aggregates(runs, labels, envs, training, spans, untrained, seed)
+    return results
+
+
+def _probability_beats_ppo(runs: dict, label: str, envs: list[str], seed: int) -> dict:
+    """{env: {p, ci}}: P(a run of `label` ends above a PPO run), failed seeds left out."""
+    out = {}
+    for env in envs:
+        x = np.asarray(runs[(label, env)]["final_return"], np.float64)
+        y = np.asarray(runs[("ppo", env)]["final_return"], np.float64)
+        x, y = x[np.isfinite(x)], y[np.isfinite(y)]
+        p = stats.probability_of_improvement(x, y) if x.size and y.size else None
+        ci = stats.probability_of_improvement_ci(x, y, resamples=RESAMPLES, seed=seed) if p is not None \
+            else (None, None)
+        out[env] = {"p": p, "ci": list(ci)}
+    return out
+
+
+def _group_aggregates(runs: dict, labels: list[str], envs: list[str], training: dict, spans: dict,
+                      untrained: dict, seed: int) -> dict:
+    """The aggregate over each drift's training envs and over its held-out envs alone (every
+    drift scored on the same env group), so transfer is read directly."""
+    groups: dict[tuple, dict] = {}
+    for label in labels:
+        if training[label] is None:
+            continue
+        for kind, group in (("training", [e for e in envs if e in training[label]]),
+                            ("held out", [e for e in envs if e not in training[label]])):
+            group = tuple(e for e in group if e in spans)
+            if group:
+                groups.setdefault(group, {}).setdefault(kind, []).append(label)
+    return {"; ".join(f"{kind} by {', '.join(owners)}" for kind, owners in kinds.items()): {
                 "envs": list(group), "by_drift": _aggregates(runs, labels, {e: spans[e] for e in group}, untrained, seed)}
             for group, kinds in groups.items()}
-    return results
 
 
 def _aggregates(runs: dict, labels: list[str], spans: dict, untrained: dict, seed: int) -> dict:

@@ -2,7 +2,7 @@
 
 A sweep evolves the parameters of a neural drift (`lpo` or `ta_lpo`) with an evosax
 strategy; each member is scored by inner mirror-learning runs on the training envs
-(DESIGN.md section 2). The resolved config is saved with the run, so a run folder says
+(docs/design.md, section 5). The resolved config is saved with the run, so a run folder says
 exactly what produced it.
 
 Config file (TOML), every key optional:
@@ -151,20 +151,11 @@ class SweepConfig:
 
 
 # Presets -----------------------------------------------------------------------------
-# quick: the README's main job, a small demonstration of discovery on a 2-core CPU. It starts
-# from *no* drift (lpo with start="none": d = relu(0 + h) with h's read-out zero, i.e. policy
-# iteration without a trust region) on CartPole-v1 at a large learning rate (1e-2) and
-# 32,768 steps, where no drift collapses (final return ~160) and PPO's clipping drift holds
-# (~440): the ES has to discover a penalty on moving the ratio away from 1. Held out:
-# Acrobot-v1 in the same regime (PPO -104, no drift -448; 8 seeds), scored at checkpoints.
-# transfer: meta-training on two envs where PPO is below its ceiling and the drift matters
-# (8 seeds each: CartPole-v1 at lr 1e-2, PPO 443 / DPO 380 / no drift 157 of 500; Pendulum-v1
-# at its preset, 65,536 steps, PPO -325 / DPO -248 / no drift -1068, a good policy ~-150),
-# one discrete and one continuous, starting at PPO; held out: Acrobot-v1 as above and
-# Breakout-MinAtar at its preset lr, 131,072 steps (a pixel game; at 262,144 steps PPO 11.1,
-# DPO 9.7, no drift 0.5, untrained 0.4). About 30-40 minutes on 2 CPU cores (docs/design.md).
-# minatar: the published LPO set-up (Lu et al. 2022): the four MinAtar games at 1e7 steps,
-# population 64, antithetic Open_ES, std 0.03, starting at PPO (a GPU job).
+# quick: from no drift (lpo, start="none") on CartPole-v1 at lr 1e-2, where no drift collapses
+# and PPO holds, so the ES must discover a trust region; held out: Acrobot-v1 alike.
+# transfer: from PPO on two envs where the drift matters (CartPole-v1 at lr 1e-2, Pendulum-v1);
+# held out: Acrobot-v1 and Breakout-MinAtar. minatar: the published LPO set-up (a GPU job).
+# The measurements behind each choice: docs/design.md, Measured decisions.
 _HIGH_LR_CARTPOLE = {"total_timesteps": 32_768, "lr": 1e-2}
 PRESETS: dict[str, SweepConfig] = {
     "quick": SweepConfig(

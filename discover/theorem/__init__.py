@@ -17,8 +17,7 @@ Framework of Policy Optimisation", Theorem 3.6): `config` (what is checked), `ax
    state by state, `E_{a~pi}[A_old(s,a)] - E_{a~pi_old}[d(pi/pi_old, A_old(s,a), n/N)]`
    over softmax policies (optionally inside a per-state KL ball) by exponentiated-gradient
    ascent from `pi_old`, plus `inner_restarts` ascents from random logits (the theorem's
-   update is the global argmax; a purely local ascent from `pi_old` rarely wanders where a
-   drift that is negative away from `r = 1` would take the global one). Policies are evaluated exactly
+   update is the global argmax, which a local ascent from `pi_old` alone can miss). Policies are evaluated exactly
    by a linear solve. We check monotonic improvement `eta(pi_{n+1}) >= eta(pi_n)` at every
    update of every MDP, and report the gap to the optimum (value iteration) and how fast it
    closes. The theorem's convergence claim is asymptotic, so the gap is reported, not

@@ -35,7 +35,7 @@ class VerifyConfig:
     inner_restarts: int = 1  # extra inner ascents from random logits (closer to the global argmax)
     neighbourhood: str = "none"  # "none" (all policies) or "kl_ball" (KL(pi_old(s) || pi(s)) <= kl_delta per state)
     kl_delta: float = 0.05  # radius of the per-state KL ball when neighbourhood == "kl_ball"
-    drift_dtype: str = "float32"  # the drift's dtype on the MDPs: float32 as in training (~2x faster than float64)
+    drift_dtype: str = "float32"  # the drift's dtype on the MDPs: float32 as in training (and faster)
     advantage_scaling: str = "std"  # "std": A_old / (std(A_old) + 1e-8) per MDP (as in training); "raw": A_old as is
     tol: float = 1e-8  # relative tolerance of eta(pi_{n+1}) >= eta(pi_n) (exact float64 evaluation)
     near_optimal: float = 0.01  # "within 1%": normalised gap to the optimum at most this

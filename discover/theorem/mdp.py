@@ -26,7 +26,7 @@ def random_mdps(rng: np.random.Generator, config: VerifyConfig) -> MDP:
 
     Transition rows ~ Dirichlet(concentration), rewards ~ U[0, 1], rho_0 ~ Dirichlet(1),
     discount ~ U[gamma_min, gamma_max]. Drawn with numpy, not jax.random: the MDPs are data,
-    and on XLA's CPU backend every new shape of a threefry draw costs ~1.5 s to compile.
+    and a threefry draw compiles anew for every shape on XLA's CPU backend.
     """
     m, s, a = config.num_mdps, config.num_states, config.num_actions
     return MDP(transitions=rng.dirichlet(np.full(s, config.concentration), size=(m, s, a)),
