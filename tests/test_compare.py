@@ -195,3 +195,42 @@ def test_learning_curve_table_does_not_warn_on_updates_without_episodes():
     console.print(table)
     text = console.export_text()
     assert "2.00" in text and text.count(" - ") >= 2
+
+
+def test_html_report_renders_headings_tables_escaped_text_and_inlines_the_pngs(tmp_path):
+    import base64
+    import html.parser
+
+    from discover.report.markdown import html_report
+
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256))  # any bytes: the page must carry them exactly
+    (tmp_path / "fig.png").write_bytes(png)
+    markdown = ("# Drift comparison: a<b\n\nIQM & mean of <final> return.\n\n## Table\n\n"
+                "| drift | IQM |\n|---|---|\n| ppo | 1.000 [0.9, 1.1] |\n| lpo<x> | 0.5 |\n\n"
+                "### A figure\n\n![curves & bands](fig.png)\n")
+    page = html_report(markdown, str(tmp_path))
+
+    class Collect(html.parser.HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tags, self.text, self.images = [], [], []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append(tag)
+            if tag == "img":
+                self.images.append(dict(attrs))
+
+        def handle_data(self, data):
+            self.text.append(data)
+
+    parsed = Collect()
+    parsed.feed(page)
+    assert page.startswith("<!DOCTYPE html>")
+    assert [t for t in parsed.tags if t in ("h1", "h2", "h3", "table", "th", "td", "img", "p")] == \
+        ["h1", "p", "h2", "table", "th", "th", "td", "td", "td", "td", "h3", "img"]
+    text = "".join(parsed.text)
+    assert "Drift comparison: a<b" in text and "IQM & mean of <final> return." in text and "lpo<x>" in text
+    assert "<final>" not in page and "a<b" not in page  # escaped, not markup
+    (image,) = parsed.images
+    assert image["alt"] == "curves & bands"
+    assert base64.b64decode(image["src"].removeprefix("data:image/png;base64,")) == png

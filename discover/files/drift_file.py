@@ -44,7 +44,7 @@ FORMAT_NAME = "mirror-learning-drift"
 FORMAT_VERSION = 2
 METADATA_KEY = "__metadata__"
 
-_FLAT = [f"{kind}(u)" for u in ("r-1", "log r") for kind in ("odd", "even")]
+_FLAT = [f"{kind}({u})" for u in ("r-1", "log r") for kind in ("odd", "even")]
 _LPO_FEATURES = _FLAT + [f"A*{f}" for f in _FLAT] + [f"|A|*{f}" for f in _FLAT]
 _V1_FEATURES = ["r-1", "(r-1)^2", "log r", "(log r)^2", "A(r-1)", "A(r-1)^2", "A log r", "A (log r)^2"]
 FEATURE_NAMES = {
