@@ -27,6 +27,7 @@ import jax.numpy as jnp
 
 from inner_loop.config import field_types
 from inner_loop.errors import ConfigError
+from inner_loop.expression import compile_expression
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,30 @@ class DPODrift(Drift):
     def _check(self):
         _require_positive(self, "alpha")
         _require_positive(self, "beta")
+
+
+@dataclass(frozen=True)
+class ClosedFormDrift(Drift):
+    """A formula over (r, A, p) in the safe grammar of `inner_loop/expression.py`, e.g. what
+    `discover distill` writes: `0.93*relu((r - clip(r, 0.8, 1.2))*A) + 0.1*p*(log(r))**2`.
+
+    The text is parsed by a whitelist interpreter (never eval'd); its validity is the axiom
+    check's business (load_drift checks it), except that distill only emits non-negative
+    sums of valid atoms (docs/design.md, Distillation).
+    """
+
+    name: ClassVar[str] = "closed_form"
+    expression: str = ""  # the formula over r (ratio), A (advantage) and p (progress)
+
+    def __call__(self, params, ratio, advantage, progress=0.0):
+        return compile_expression(self.expression)(ratio, advantage, progress)
+
+    def _check(self):
+        if not isinstance(self.expression, str):
+            raise ConfigError(f"drift option expression={self.expression!r} is not allowed; it must be a string")
+        if not self.expression.strip():
+            raise ConfigError("drift 'closed_form' needs the option expression, e.g. expression=(r - 1)**2")
+        compile_expression(self.expression)
 
 
 KNEE = 0.1  # |u| where each LPO feature turns from quadratic (flat at r = 1) to linear growth
@@ -361,7 +386,7 @@ def _check_net_options(drift, starts) -> None:
 
 ZOO: dict[str, type[Drift]] = {cls.name: cls for cls in
                                (ZeroDrift, KLDrift, PPODrift, DPODrift, LPODrift, TALPODrift,
-                                LPOv1Drift, TALPOv1Drift)}
+                                LPOv1Drift, TALPOv1Drift, ClosedFormDrift)}
 # The format-1 names of `lpo` and `ta_lpo` (see LPOv1Drift).
 V1_NAMES = {"lpo": "lpo_v1", "ta_lpo": "ta_lpo_v1"}
 

@@ -116,6 +116,20 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _formula_rows(drift: drifts.Drift, provenance: dict) -> list[tuple[str, str]]:
+    """The formula of a closed-form drift, and where `discover distill` got it from."""
+    if drift.name != "closed_form":
+        return []
+    rows = [("expression", drift.expression)]
+    distill = provenance.get("distill")
+    if isinstance(distill, dict):
+        rows += [("LaTeX", str(distill.get("latex", "-"))),
+                 ("distilled from", str(distill.get("source", "-"))),
+                 ("distill error", str(distill.get("error", "-"))),
+                 ("operations", str(distill.get("size", "-")))]
+    return rows
+
+
 def cmd_inspect(args) -> int:
     loaded = load_drift(args.file, check_axioms=False)
     # The PNG path is checked (its folder created, as for train --out) before the axiom check
@@ -134,6 +148,7 @@ def cmd_inspect(args) -> int:
             ("parameterisation", meta["parameterisation"]),
             ("options", json.dumps(meta.get("options", {}))),
             ("architecture", json.dumps(meta.get("architecture", {}))),
+            *_formula_rows(loaded.drift, provenance),
             ("parameters", ", ".join(f"{k} {v}" for k, v in meta.get("param_shapes", {}).items()) or "none"),
             ("sweep", str(provenance.get("sweep", "-"))),
             ("generation", str(provenance.get("generation", "-"))),

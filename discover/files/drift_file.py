@@ -50,6 +50,7 @@ _V1_FEATURES = ["r-1", "(r-1)^2", "log r", "(log r)^2", "A(r-1)", "A(r-1)^2", "A
 FEATURE_NAMES = {
     "lpo": _LPO_FEATURES, "ta_lpo": _LPO_FEATURES + [f"p*{f}" for f in _LPO_FEATURES],
     "lpo_v1": _V1_FEATURES, "ta_lpo_v1": _V1_FEATURES + [f"p*{f}" for f in _V1_FEATURES],
+    "closed_form": ["r", "A", "p"],
 }
 ARCHITECTURES = {
     "lpo": f"d = relu(start + h(psi)), h = v.psi + w.tanh-MLP(psi), bias-free; odd(u) = u|u|/(|u|+"
@@ -98,6 +99,9 @@ def describe_architecture(drift: drifts.Drift) -> dict:
         return {"kind": ARCHITECTURES[drift.name],
                 "hidden_size": drift.hidden_size, "num_layers": drift.num_layers,
                 "start": drift.start, "eps": drift.eps}
+    if drift.name == "closed_form":
+        return {"kind": "closed-form formula over r, A, p (the safe grammar of inner_loop/expression.py)",
+                "expression": drift.expression}
     return {"kind": f"closed-form zoo drift {drift.name!r}"}
 
 
