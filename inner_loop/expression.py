@@ -28,6 +28,7 @@ import math
 import re
 from typing import Callable
 
+import jax
 import jax.numpy as jnp
 
 from inner_loop.errors import ConfigError
@@ -42,13 +43,10 @@ MAX_EXPONENT = 8  # |exponent| of **
 VARIABLES = ("r", "A", "p")  # ratio, advantage, training progress in [0, 1]
 
 
-def _relu(x):
-    return jnp.maximum(x, 0.0)
-
-
-# name -> (number of arguments, jnp function, jnp source used by `jax_source`)
+# name -> (number of arguments, jnp function, its source for `jax_source`). relu is jax.nn.relu,
+# whose derivative at 0 is 0 (jnp.maximum's is 1/2), as in the zoo's PPO and DPO drifts.
 FUNCTIONS: dict[str, tuple[int, Callable, str]] = {
-    "relu": (1, _relu, "jax.nn.relu"), "abs": (1, jnp.abs, "jnp.abs"), "log": (1, jnp.log, "jnp.log"),
+    "relu": (1, jax.nn.relu, "jax.nn.relu"), "abs": (1, jnp.abs, "jnp.abs"), "log": (1, jnp.log, "jnp.log"),
     "exp": (1, jnp.exp, "jnp.exp"), "tanh": (1, jnp.tanh, "jnp.tanh"), "sqrt": (1, jnp.sqrt, "jnp.sqrt"),
     "square": (1, jnp.square, "jnp.square"), "minimum": (2, jnp.minimum, "jnp.minimum"),
     "maximum": (2, jnp.maximum, "jnp.maximum"), "clip": (3, jnp.clip, "jnp.clip"),

@@ -8,7 +8,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PACKAGES = ("discover", "inner_loop", "outer_loop")
 # Each layer may import only from itself and the layers after it.
-LAYERS = ("discover.cli", "discover.sweep", "discover.report", "discover.training", "discover.files",
+LAYERS = ("discover.cli", "discover.sweep", "discover.report", "discover.distill", "discover.training", "discover.files",
           "discover.theorem", "outer_loop", "inner_loop")
 
 

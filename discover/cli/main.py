@@ -16,7 +16,7 @@ from discover.sweep.distributed import initialize_distributed
 
 def build_parser() -> Parser:
     # The commands' modules import evosax, jax and matplotlib; after initialize_distributed.
-    from discover.cli import compare, export, sweep, train, verify
+    from discover.cli import compare, distill, export, sweep, train, verify
 
     parser = Parser(prog="discover", description="Discover drift functions for mirror learning.")
     sub = parser.add_subparsers(dest="command", parser_class=Parser)
@@ -25,6 +25,7 @@ def build_parser() -> Parser:
     verify.add_verify_command(sub)
     export.add_export_commands(sub)
     compare.add_compare_command(sub)
+    distill.add_distill_command(sub)
     return parser
 
 

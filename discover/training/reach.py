@@ -27,8 +27,10 @@ class Samples(NamedTuple):
     progress: jax.Array  # (n,) training progress in [0, 1)
 
 
-def collect_samples(config: TrainConfig, drift: Drift, drift_params: Any, key: jax.Array, every: int = 1) -> Samples:
-    """The samples the drift saw in every `every`-th update of one run of `drift` on `config`."""
+def collect_samples(config: TrainConfig, drift: Drift, drift_params: Any, key: jax.Array, every: int = 1,
+                    seeds: int | None = None) -> Samples:
+    """The samples the drift saw in every `every`-th update of one run of `drift` on `config`
+    (or of `seeds` runs, vmapped over `jax.random.split(key, seeds)`)."""
     trainer = make_train(config, drift)
 
     @jax.jit
@@ -47,7 +49,8 @@ def collect_samples(config: TrainConfig, drift: Drift, drift_params: Any, key: j
         _, samples = jax.lax.scan(block, state, None, trainer.num_updates // every)
         return samples
 
-    ratio, advantage, progress = (x.reshape(-1) for x in run(key))
+    samples = run(key) if seeds is None else jax.jit(jax.vmap(run))(jax.random.split(key, seeds))
+    ratio, advantage, progress = (x.reshape(-1) for x in samples)
     return Samples(ratio, advantage, progress)
 
 
