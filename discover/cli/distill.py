@@ -23,7 +23,7 @@ from discover.cli.args import add_settings_argument, check_writable
 from discover.cli.progress import progress_display
 from discover.distill.config import SETTINGS, distill_config
 from discover.distill.pipeline import DistillResult, distill
-from discover.distill.samples import sampling_envs
+from discover.distill.samples import sampling_config, sampling_envs
 from discover.files.drift_file import LoadedDrift, axiom_report, save_drift
 from discover.training.resolver import ResolvedDrift, resolve_drift, split_drift_settings
 from inner_loop.errors import ConfigError
@@ -56,6 +56,8 @@ def cmd_distill(args) -> int:
 
     console = Console(stderr=True)
     envs = sampling_envs(resolved, config)
+    for env in envs:  # every sampling config checked before any work (samples.timesteps too small, ...)
+        sampling_config(resolved, env, config)
     console.print(f"distilling [bold]{escape(args.drift)}[/] from {config.seeds} runs per env on "
                   f"{', '.join(envs)}")
     with progress_display(console, TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
