@@ -125,7 +125,8 @@ def _formula_rows(drift: drifts.Drift, provenance: dict) -> list[tuple[str, str]
     if isinstance(distill, dict):
         rows += [("LaTeX", str(distill.get("latex", "-"))),
                  ("distilled from", str(distill.get("source", "-"))),
-                 ("distill error", str(distill.get("error", "-"))),
+                 ("distill error", f"{100 * error:.2f} % (weighted relative)"
+                  if isinstance(error := distill.get("error"), (int, float)) else "-"),
                  ("operations", str(distill.get("size", "-")))]
     return rows
 
