@@ -15,7 +15,7 @@ from discover.distill import atoms as atom_library
 from discover.distill.config import DistillConfig, distill_config
 from discover.distill.formula import Formula, to_sympy
 from discover.distill.pipeline import search
-from discover.distill.samples import distill_data
+from discover.distill.samples import distill_data, sampling_config, sampling_envs
 from discover.distill.search import WeightedProblem, choose, pareto_front
 from discover.files.drift_file import save_drift
 from discover.theorem.axioms import check_axioms
@@ -211,6 +211,24 @@ def test_a_parseable_but_invalid_expression_is_refused_by_the_axioms(tmp_path, c
         discover.load_drift(path)
     assert main(["compare", path, "--seeds", "2", "-o", str(tmp_path / "report")]) == 2
     assert "axioms" in capsys.readouterr().err
+
+
+def test_sampling_runs_use_the_sweeps_inner_config_on_the_drifts_training_envs(tmp_path):
+    path = str(tmp_path / "lpo.drift.npz")
+    sweep = {"inner": {"num_envs": 2}, "inner_env": {"Acrobot-v1": {"total_timesteps": 99_999, "lr": 0.01}}}
+    save_drift(path, drifts.get("lpo", hidden_size=4), drifts.get("lpo", hidden_size=4).init(jax.random.PRNGKey(0)),
+               {"training_envs": ["Acrobot-v1"], "sweep_config": sweep})
+    resolved = resolve_drift(path)
+    assert sampling_envs(resolved, DistillConfig()) == ("Acrobot-v1",)
+    assert sampling_envs(resolved, DistillConfig(envs=("CartPole-v1",))) == ("CartPole-v1",)
+    config = sampling_config(resolved, "Acrobot-v1", DistillConfig())
+    assert (config.total_timesteps, config.lr, config.num_envs) == (65_536, 0.01, 2)  # capped at 65,536
+    assert sampling_config(resolved, "Acrobot-v1", DistillConfig(timesteps=4096)).total_timesteps == 4096
+    assert sampling_config(resolve_drift("ppo"), "CartPole-v1", DistillConfig()).lr == 2.5e-4  # the preset
+    bad = str(tmp_path / "bad.drift.npz")
+    save_drift(bad, drifts.get("ppo"), {}, {"sweep_config": {"inner": {"colour": 1}}})
+    with pytest.raises(ConfigError, match="unknown inner field"):
+        sampling_config(resolve_drift(bad), "CartPole-v1", DistillConfig())
 
 
 # The command --------------------------------------------------------------------------------------
