@@ -26,6 +26,8 @@ from inner_loop.errors import ConfigError
 from inner_loop.expression import compile_expression, jax_source, operation_count
 
 TINY = ["samples.timesteps=2048", "samples.seeds=1"]  # one short CartPole run: compile-bound, ~15 s
+# The tests that run it share one worker under xdist, so it compiles once (then the cache).
+SAME_PPO_RUN = pytest.mark.xdist_group("distill-ppo-run")
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +148,7 @@ def test_the_front_keeps_only_unbeaten_formulas_and_the_choice_is_the_smallest_w
 
 # Recovery --------------------------------------------------------------------------------------
 
+@SAME_PPO_RUN
 def test_distilling_dpo_recovers_it_and_every_front_formula_is_valid(ppo_data):
     data = with_target(ppo_data, lambda r, a, p: drifts.get("dpo")({}, r, a, p))
     _, _, front = search(data, DistillConfig(max_terms=4))
@@ -158,6 +161,7 @@ def test_distilling_dpo_recovers_it_and_every_front_formula_is_valid(ppo_data):
         assert_valid(candidate.formula.text)
 
 
+@SAME_PPO_RUN
 def test_a_time_aware_drift_is_fitted_with_progress_atoms(ppo_data):
     target = "(1 - p)*relu((r - clip(r, 0.8, 1.2))*A) + 0.5*p*(r - 1)**2"
     data = with_target(ppo_data, compile_expression(target), time_aware=True)
@@ -233,6 +237,7 @@ def test_sampling_runs_use_the_sweeps_inner_config_on_the_drifts_training_envs(t
 
 # The command --------------------------------------------------------------------------------------
 
+@SAME_PPO_RUN
 def test_distill_end_to_end_writes_a_loadable_closed_form_and_prints_the_front(tmp_path, capsys):
     out = str(tmp_path / "ppo.distilled.drift.npz")
     assert main(["distill", "ppo", "-o", out, "--set", *TINY]) == 0
