@@ -209,6 +209,9 @@ def test_a_file_with_a_malicious_expression_is_refused_in_one_line(tmp_path, mon
 
 
 def test_a_parseable_but_invalid_expression_is_refused_by_the_axioms(tmp_path, capsys):
+    with pytest.raises(ConfigError, match="violates the mirror-learning axioms"):
+        resolve_drift("closed_form", ["drift.expression=(r - 1)*A"])
+    assert resolve_drift("closed_form", ["drift.expression=(r - 1)*A"], check_axioms=False).drift.name == "closed_form"
     path = str(tmp_path / "negative.drift.npz")
     save_drift(path, drifts.get("closed_form", expression="(r - 1)*A"), {})
     with pytest.raises(ConfigError, match="violates the mirror-learning axioms"):

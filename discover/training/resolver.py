@@ -13,7 +13,7 @@ from typing import Any
 
 import jax
 
-from discover.files.drift_file import LoadedDrift, drift_file_path, load_drift, packaged_drifts
+from discover.files.drift_file import LoadedDrift, axiom_report, drift_file_path, load_drift, packaged_drifts
 from discover.training.settings import apply_train_overrides, parse_value, split_pairs
 from inner_loop import TrainConfig, drifts, preset
 from inner_loop.errors import ConfigError
@@ -82,14 +82,20 @@ def split_drift_settings(pairs: list[str]) -> tuple[list[str], list[str]]:
     return drift_pairs, [p for p in pairs if not p.strip().startswith(DRIFT_PREFIX)]
 
 
+# Zoo drifts that take a formula rather than being one: named apart in the allowed lists.
+FORMULA_DRIFTS = ("closed_form",)
+FORMULA_HINT = "or closed_form with --set drift.expression=FORMULA"
+
+
 def allowed_drifts() -> list[str]:
-    return drifts.names() + list(ALGORITHM_ALIASES) + packaged_drifts()
+    """The drift names a command takes as they are (closed_form also needs its formula)."""
+    return [n for n in drifts.names() if n not in FORMULA_DRIFTS] + list(ALGORITHM_ALIASES) + packaged_drifts()
 
 
 def zoo_drift(name: str, options: dict | None = None) -> drifts.Drift:
     """The zoo drift `name` with `options` (ConfigError for an unknown name)."""
     if name not in drifts.names():
-        raise ConfigError(f"unknown drift {name!r}; allowed: {', '.join(allowed_drifts())}")
+        raise ConfigError(f"unknown drift {name!r}; allowed: {', '.join(allowed_drifts())}, {FORMULA_HINT}")
     return drifts.get(name, **(options or {}))
 
 
@@ -118,6 +124,11 @@ def resolve_drift(spec: str, drift_pairs: list[str] = (), *, check_axioms: bool 
     name, config_changes = ALGORITHM_ALIASES.get(spec, (spec, {}))
     if name not in drifts.names():
         raise ConfigError(f"unknown drift {spec!r}; allowed: {', '.join(allowed_drifts())}, "
-                          "or the path of a drift file")
-    return ResolvedDrift(spec, zoo_drift(name, drift_options(name, list(drift_pairs))),
-                         config_changes=dict(config_changes))
+                          f"or the path of a drift file, {FORMULA_HINT}")
+    drift = zoo_drift(name, drift_options(name, list(drift_pairs)))
+    if check_axioms and name == "closed_form":  # the one zoo drift that is not valid by construction
+        report = axiom_report(LoadedDrift(drift, {}, {}))
+        if not report["passed"]:
+            raise ConfigError(f"closed_form expression {drift.expression!r} violates the mirror-learning axioms: "
+                              f"{report['problem']}")
+    return ResolvedDrift(spec, drift, config_changes=dict(config_changes))
