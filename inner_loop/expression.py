@@ -130,8 +130,12 @@ def _check_node(node: ast.AST) -> list[ast.AST]:
         value = node.value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _fail(f"constant {value!r} is not allowed")
-        if not math.isfinite(float(value)):
-            raise _fail(f"constant {value!r} is not finite")
+        try:
+            finite = math.isfinite(float(value))
+        except OverflowError:  # an integer literal beyond float range
+            finite = False
+        if not finite:
+            raise _fail(f"constant {str(value)[:20]}{'...' if len(str(value)) > 20 else ''} is not finite")
         return []
     if isinstance(node, ast.Name):
         if node.id not in VARIABLES:
@@ -146,7 +150,7 @@ def _check_node(node: ast.AST) -> list[ast.AST]:
             if exponent is None:
                 raise _fail("the exponent of ** must be a number")
             if abs(exponent) > MAX_EXPONENT:
-                raise _fail(f"exponent {exponent:g} is too large")
+                raise _fail(f"exponent {exponent:.10g} is too large")
             return [node.left]
         return [node.left, node.right]
     if isinstance(node, ast.Call):
