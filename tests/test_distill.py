@@ -257,6 +257,24 @@ def test_distill_end_to_end_writes_a_loadable_closed_form_and_prints_the_front(t
     assert "expression" in capsys.readouterr().out
 
 
+@pytest.mark.slow
+def test_distilling_a_drift_file_samples_its_training_env_and_keeps_its_provenance(tmp_path, capsys):
+    source = str(tmp_path / "lpo.drift.npz")
+    drift = drifts.get("lpo", hidden_size=8, init_scale=0.5)
+    sweep = {"inner_env": {"CartPole-v1": {"total_timesteps": 2048, "lr": 0.01}}}
+    save_drift(source, drift, drift.init(jax.random.PRNGKey(1)), {"training_envs": ["CartPole-v1"],
+                                                                 "test_envs": ["Acrobot-v1"], "sweep_config": sweep})
+    out = str(tmp_path / "lpo.distilled.drift.npz")
+    assert main(["distill", source, "-o", out, "--set", "samples.seeds=1"]) == 0
+    provenance = discover.load_drift(out).metadata["provenance"]
+    assert provenance["training_envs"] == ["CartPole-v1"] and provenance["test_envs"] == ["Acrobot-v1"]
+    assert provenance["sweep_config"] == sweep and provenance["distill"]["source"] == source
+    sampled = provenance["distill"]["sampling_configs"]["CartPole-v1"]
+    assert (sampled["total_timesteps"], sampled["lr"]) == (2048, 0.01)
+    assert 0 <= provenance["distill"]["error"] < 1 and provenance["distill"]["size"] <= 15
+    assert "Pareto front" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("argv,message", [
     (["ppo", "--set", "samples.timesteps=0"], "samples.timesteps=0"),
     (["ppo", "--set", "samples.timesteps=100"], "leaves no samples"),
