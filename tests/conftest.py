@@ -9,7 +9,12 @@ import jax  # noqa: E402
 
 # One persistent compilation cache for the session (and the subprocesses the tests start):
 # the sweep tests compile the same tiny programs in several runs and processes.
-COMPILATION_CACHE = os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="jax-cache-"))
+# One per xdist worker (which inherits the controller's environment): workers never write
+# the same cache entry at once.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if WORKER or "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix=f"jax-cache-{WORKER or 'main'}-")
+COMPILATION_CACHE = os.environ["JAX_COMPILATION_CACHE_DIR"]
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 jax.config.update("jax_compilation_cache_dir", COMPILATION_CACHE)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)

@@ -14,6 +14,7 @@ TINY = ["--set", "total_timesteps=1024", "--set", "num_envs=4", "--set", "num_st
         "--set", "update_epochs=1", "--set", "num_minibatches=2"]
 
 
+@pytest.mark.slow
 def test_train_writes_results_json(tmp_path, capsys):
     out = tmp_path / "sub" / "run.json"
     code = main(["train", "--env", "CartPole-v1", "--drift", "dpo", "--seeds", "2", *TINY,
@@ -33,6 +34,7 @@ def test_train_writes_results_json(tmp_path, capsys):
     assert "learning curve" in printed and "final return" in printed
 
 
+@pytest.mark.slow
 def test_trpo_alias_runs_the_kl_ball(tmp_path):
     out = tmp_path / "trpo.json"
     assert main(["train", "--drift", "trpo", "--seeds", "1", *TINY, "--out", str(out)]) == 0
@@ -111,6 +113,7 @@ def test_a_failed_atomic_write_leaves_neither_file_nor_temporary(tmp_path):
         assert sorted(os.listdir(tmp_path)) == ["taken"]
 
 
+@pytest.mark.slow
 def test_console_script_bad_input_has_no_traceback():
     proc = subprocess.run([sys.executable, "-m", "discover", "train", "--env", "Nope-v0"],
                           capture_output=True, text=True, timeout=120)
@@ -119,12 +122,14 @@ def test_console_script_bad_input_has_no_traceback():
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_argparse_errors_are_one_line_too():
     proc = subprocess.run([sys.executable, "-m", "discover", "train", "--seeds", "many"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_one_set_takes_several_pairs(tmp_path):
     # As the issue writes it: --set num_envs=64 total_timesteps=1e6 (and --set repeated).
     out = tmp_path / "out.json"

@@ -34,6 +34,7 @@ def test_iqm_and_bootstrap_cis_on_known_cases():
     assert stats.probability_of_improvement([0, 2], [1, 1]) == 0.5
 
 
+@pytest.mark.slow
 def test_compare_report_has_every_section_and_matches_results_json(tmp_path, capsys):
     drift_path = tmp_path / "learned.drift.npz"
     drift = drifts.get("lpo", hidden_size=4, init_scale=0.5)

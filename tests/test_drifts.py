@@ -228,6 +228,7 @@ def test_bad_drift_requests_are_one_line_errors(call, message):
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("start,target", [("ppo", "dpo"), ("none", "ppo")])
 def test_family_reaches_dpo_from_ppo_and_ppo_from_nothing(start, target):
     """Fitted by gradient descent on the (r, A) samples of a real (short, lr 1e-2) PPO run;

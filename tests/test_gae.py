@@ -2,6 +2,7 @@
 
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from inner_loop.gae import compute_gae
@@ -21,6 +22,7 @@ def gae_loop(rewards, values, next_values, terminated, truncated, gamma, lam):
     return adv, adv + values
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 10_000), gamma=st.floats(0.0, 1.0), lam=st.floats(0.0, 1.0))
 def test_gae_matches_a_python_loop(seed, gamma, lam):

@@ -63,6 +63,7 @@ def test_bad_strategy_requests_are_one_line_errors(call, fragment):
     assert fragment in str(err.value) and "\n" not in str(err.value)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["Open_ES", "SNES", "Sep_CMA_ES"])
 def test_generations_on_a_tiny_config_run_jitted_and_move_the_mean(name):
     config = TrainConfig(env_id="CartPole-v1", total_timesteps=4 * 16 * 2, num_envs=4, num_steps=16,
@@ -81,6 +82,7 @@ def test_generations_on_a_tiny_config_run_jitted_and_move_the_mean(name):
     assert max(jax.tree.leaves(moved)) > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("start", ["none", "ppo"])
 def test_first_generation_gives_a_search_signal_on_every_layer(start):
     """From the exact start (read-out layers zero), antithetic pairs differ in fitness and
@@ -101,6 +103,7 @@ def test_first_generation_gives_a_search_signal_on_every_layer(start):
         assert value > 0, f"layer {jax.tree_util.keystr(path)} got no search signal"
 
 
+@pytest.mark.slow
 def test_randomised_learning_rate_is_drawn_per_run_and_common_to_members():
     from outer_loop.evolution import randomized_hparams
     from inner_loop import make_train
@@ -125,6 +128,7 @@ def test_randomised_learning_rate_is_drawn_per_run_and_common_to_members():
     assert not np.allclose(returns[0], fixed[0])
 
 
+@pytest.mark.slow
 def test_every_member_sees_the_same_seeds():
     """Common random numbers: identical members get identical returns, seed for seed."""
     config = TrainConfig(env_id="CartPole-v1", total_timesteps=4 * 16, num_envs=4, num_steps=16,
@@ -153,6 +157,7 @@ def _generation_numbers(devices):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_population_sharded_over_4_devices_gives_the_same_numbers_as_1_device():
     one, four = _generation_numbers(1), _generation_numbers(4)
     assert (one["devices"], four["devices"]) == (1, 4)
@@ -168,6 +173,7 @@ def test_population_sharded_over_4_devices_gives_the_same_numbers_as_1_device():
     assert len(set(np.ravel(one["mean_drift_returns"]))) > 1
 
 
+@pytest.mark.slow
 def test_one_drift_scored_over_split_seeds_equals_a_population_of_one():
     from inner_loop.parallel import runs_mesh
 
@@ -207,6 +213,7 @@ def test_on_one_host_the_population_uses_the_most_devices_it_divides_over():
     assert member_mesh(8, devices=four[:1]) is None
 
 
+@pytest.mark.slow
 def test_orthogonal_init_equals_flax_and_is_orthogonal_under_nested_vmap():
     import flax.linen as nn
 
@@ -223,6 +230,7 @@ def test_orthogonal_init_equals_flax_and_is_orthogonal_under_nested_vmap():
         np.testing.assert_allclose(gram, np.eye(small), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_every_listed_strategy_minimises_a_quadratic():
     """`strategy=NAME` takes any name in strategy_names(): each must run and move its mean
     towards the minimum of sum((x - 1)^2) (evosax minimises), with our std/lr/shaping."""

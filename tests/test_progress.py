@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from discover.cli.progress import PlainProgress
 
 
@@ -29,6 +31,7 @@ def test_plain_progress_prints_at_most_every_interval_with_eta():
     assert len(lines) == 3  # 40 s, 70 s, and the end
 
 
+@pytest.mark.slow
 def test_train_to_a_log_file_prints_plain_progress_lines(tmp_path):
     log = tmp_path / "train.log"
     with open(log, "w") as out:

@@ -22,6 +22,9 @@ from sweep_helpers import TINY, numbers, read_metrics, sweep_args
 from wandb_records import artifact_names, history_rows
 
 
+
+@pytest.mark.xdist_group("reference-sweep")  # the worker that has the shared sweep
+@pytest.mark.slow
 def test_run_folder_holds_config_metrics_checkpoints_drifts_and_heatmaps(uninterrupted):
     saved = json.loads((uninterrupted / "config.json").read_text())
     assert saved["sweep"]["generations"] == 6 and saved["sweep"]["inner"]["total_timesteps"] == 512
@@ -47,6 +50,8 @@ def test_run_folder_holds_config_metrics_checkpoints_drifts_and_heatmaps(uninter
     assert np.isfinite(float(mean(1.3, 0.7)))
 
 
+@pytest.mark.xdist_group("reference-sweep")  # the worker that has the shared sweep
+@pytest.mark.slow
 def test_wandb_offline_run_folder_mirrors_the_metrics(uninterrupted):
     wandb_dir = uninterrupted / "wandb"
     runs = [d for d in os.listdir(wandb_dir) if d.startswith("offline-run-")]
@@ -62,6 +67,8 @@ def test_wandb_offline_run_folder_mirrors_the_metrics(uninterrupted):
     assert len(artifact_names(str(wandb_dir / runs[0] / run_file))) == 3
 
 
+@pytest.mark.xdist_group("reference-sweep")  # the worker that has the shared sweep
+@pytest.mark.slow
 def test_stopping_after_a_checkpoint_and_resuming_gives_the_same_numbers(uninterrupted, tmp_path):
     assert main(sweep_args(tmp_path, "part", 4)) == 0
     assert main(["sweep", "--resume", str(tmp_path / "part"), "--wandb", "disabled",
@@ -69,6 +76,8 @@ def test_stopping_after_a_checkpoint_and_resuming_gives_the_same_numbers(uninter
     assert numbers(read_metrics(tmp_path / "part")) == numbers(read_metrics(uninterrupted))
 
 
+@pytest.mark.xdist_group("reference-sweep")  # the worker that has the shared sweep
+@pytest.mark.slow
 def test_resume_passes_over_damaged_checkpoints_to_the_newest_readable_one(uninterrupted, tmp_path, capsys):
     run = tmp_path / "damaged"
     shutil.copytree(uninterrupted, run, ignore=shutil.ignore_patterns("wandb"))
@@ -100,6 +109,8 @@ def _wait_for_lines(process, metrics, count, timeout=600):
     raise AssertionError("sweep did not get going")
 
 
+@pytest.mark.xdist_group("reference-sweep")  # the worker that has the shared sweep
+@pytest.mark.slow
 def test_kill_9_after_a_checkpoint_then_resume_gives_the_same_numbers(uninterrupted, tmp_path):
     process = _sweep_process(tmp_path, "killed", 6)
     _wait_for_lines(process, tmp_path / "killed" / "metrics.jsonl", 3)
@@ -112,6 +123,8 @@ def test_kill_9_after_a_checkpoint_then_resume_gives_the_same_numbers(uninterrup
     assert numbers(read_metrics(tmp_path / "killed")) == numbers(read_metrics(uninterrupted))
 
 
+@pytest.mark.xdist_group("reference-sweep")  # the worker that has the shared sweep
+@pytest.mark.slow
 def test_ctrl_c_checkpoints_the_current_generation_then_resume_gives_the_same_numbers(uninterrupted, tmp_path):
     process = _sweep_process(tmp_path, "stopped", 6)
     _wait_for_lines(process, tmp_path / "stopped" / "metrics.jsonl", 1)
@@ -126,6 +139,8 @@ def test_ctrl_c_checkpoints_the_current_generation_then_resume_gives_the_same_nu
     assert numbers(read_metrics(tmp_path / "stopped")) == numbers(read_metrics(uninterrupted))
 
 
+@pytest.mark.xdist_group("reference-sweep")  # the worker that has the shared sweep
+@pytest.mark.slow
 def test_a_stop_while_a_checkpoint_is_written_resumes_with_every_file_and_the_same_numbers(
         uninterrupted, tmp_path, monkeypatch):
     # A second Ctrl-C (or an error) while generation 4's drift files are written: no
@@ -149,6 +164,8 @@ def test_a_stop_while_a_checkpoint_is_written_resumes_with_every_file_and_the_sa
     assert sorted(os.listdir(tmp_path / "cut" / "heatmaps")) == sorted(os.listdir(uninterrupted / "heatmaps"))
 
 
+@pytest.mark.xdist_group("reference-sweep")  # the worker that has the shared sweep
+@pytest.mark.slow
 def test_distributed_sweep_over_two_processes_gives_the_same_numbers(uninterrupted, tmp_path):
     # Two processes on this host, as `jax.distributed` runs one per host: the population is
     # split over both processes' devices and only process 0 writes the run folder.
@@ -181,6 +198,7 @@ def test_distributed_without_a_cluster_environment_is_a_one_line_error(capsys, m
         "discover sweep: error: JAX_NUM_PROCESSES='two' is not allowed; it must be an integer")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(jax.device_count() < 2, reason="needs the population split over devices")
 def test_generations_compile_once_whatever_device_the_state_comes_from(caplog):
     # The initial (and a loaded checkpoint's) state sits on one device; a generation returns
@@ -287,6 +305,7 @@ def test_a_new_sweep_that_fails_before_starting_leaves_no_folder(capsys, tmp_pat
     assert os.listdir(tmp_path / "runs") == []
 
 
+@pytest.mark.slow
 def test_a_ppo_reference_without_final_returns_is_a_one_line_error():
     from discover.training.references import measure_reference
     from inner_loop import TrainConfig
@@ -297,6 +316,8 @@ def test_a_ppo_reference_without_final_returns_is_a_one_line_error():
         measure_reference(config, 2, jax.random.PRNGKey(0))
 
 
+@pytest.mark.xdist_group("reference-sweep")  # the worker that has the shared sweep
+@pytest.mark.slow
 def test_bad_resume_folders_and_conflicts_are_one_line_errors(capsys, tmp_path, uninterrupted):
     (tmp_path / "empty").mkdir()
     bad_toml = tmp_path / "bad.toml"
@@ -335,6 +356,8 @@ def test_runs_dir_under_a_file_is_a_one_line_error(capsys, tmp_path):
     assert code == 2 and "cannot create run folder" in err and "\n" not in err
 
 
+@pytest.mark.xdist_group("reference-sweep")  # the worker that has the shared sweep
+@pytest.mark.slow
 def test_resume_cannot_go_below_the_generations_done(capsys, uninterrupted):
     before = (uninterrupted / "config.json").read_text()
     code, err = _error(capsys, ["sweep", "--resume", str(uninterrupted), "--wandb", "disabled",
@@ -343,6 +366,8 @@ def test_resume_cannot_go_below_the_generations_done(capsys, uninterrupted):
     assert (uninterrupted / "config.json").read_text() == before  # nothing rewritten
 
 
+@pytest.mark.xdist_group("reference-sweep")  # the worker that has the shared sweep
+@pytest.mark.slow
 def test_export_and_inspect_a_swept_drift(uninterrupted, tmp_path, capsys):
     out = tmp_path / "exported.drift.npz"
     assert main(["export", str(uninterrupted), "--generation", "best", "--which", "mean", "-o", str(out)]) == 0

@@ -12,6 +12,7 @@ from discover.files.drift_file import load_drift
 from discover.sweep.config import apply_sweep_overrides, get_preset, load_config_file
 from sweep_helpers import FITNESS_KEYS, read_metrics, sweep_args
 
+
 # Catch's episodes last 9 steps, so a tiny budget still gives every seed a final return.
 HELD_OUT = ["test_envs=Catch-bsuite", "inner.Catch-bsuite.total_timesteps=1024"]
 TRAINING_KEYS = tuple(k for k in FITNESS_KEYS if k != "mean_drift_fitness")
@@ -25,6 +26,8 @@ def with_and_without_test_envs(tmp_path_factory, uninterrupted):
     return uninterrupted, runs / "held_out"
 
 
+@pytest.mark.xdist_group("reference-sweep")  # the worker that has the shared sweep
+@pytest.mark.slow
 def test_held_out_envs_are_logged_at_checkpoints_and_never_change_the_search(with_and_without_test_envs):
     plain, held_out = with_and_without_test_envs
     rows = read_metrics(held_out)
@@ -48,6 +51,8 @@ def test_held_out_envs_are_logged_at_checkpoints_and_never_change_the_search(wit
     assert mean.metadata["provenance"]["test_fitness"] == pytest.approx(checkpoints[-1]["test_fitness"])
 
 
+@pytest.mark.xdist_group("reference-sweep")  # the worker that has the shared sweep
+@pytest.mark.slow
 def test_export_best_ranks_by_training_fitness_not_held_out(with_and_without_test_envs, tmp_path):
     _, held_out = with_and_without_test_envs
     rows = read_metrics(held_out)
@@ -79,6 +84,8 @@ def test_per_env_tables_and_randomisation_from_a_toml_file(tmp_path):
     assert same == config
 
 
+@pytest.mark.xdist_group("reference-sweep")  # the worker that has the shared sweep
+@pytest.mark.slow
 def test_randomised_sweep_runs_and_differs_from_the_fixed_one(tmp_path, uninterrupted):
     """The draws come from each run's seed key (part of the checkpointed state), so resuming
     repeats them as it repeats the seeds (tests/test_sweep.py checks resume)."""
@@ -126,6 +133,7 @@ def test_bad_multi_env_settings_are_one_line_errors_and_write_nothing(capsys, tm
     assert not os.path.exists(tmp_path / "runs" / "bad")
 
 
+@pytest.mark.slow
 def test_an_env_where_ppo_does_not_beat_the_untrained_policy_is_a_one_line_error(capsys, tmp_path):
     # MountainCar in 4,096 steps: no policy reaches the flag, every return is the -200 time-out.
     code, err = _error(capsys, sweep_args(tmp_path / "runs", "flat", 1, [

@@ -14,6 +14,7 @@ TINY = TrainConfig(env_id="CartPole-v1", total_timesteps=4 * 16 * 3, num_envs=4,
                    update_epochs=2, num_minibatches=2)
 
 
+@pytest.mark.slow
 def test_ppo_learns_the_contextual_bandit_probe():
     config = TrainConfig(total_timesteps=16 * 8 * 40, num_envs=16, num_steps=8, lr=3e-3,
                          anneal_lr=False, ent_coef=0.0)
@@ -23,6 +24,7 @@ def test_ppo_learns_the_contextual_bandit_probe():
     assert float(metrics["final_return"]) > 0.95
 
 
+@pytest.mark.slow
 def test_truncated_episodes_are_bootstrapped_not_treated_as_deaths():
     gamma = 0.5  # V = 1 / (1 - gamma) = 2 if truncation bootstraps; 1.25 if it were a death
     config = TrainConfig(total_timesteps=8 * 8 * 150, num_envs=8, num_steps=8, lr=3e-3, gamma=gamma,
@@ -33,6 +35,7 @@ def test_truncated_episodes_are_bootstrapped_not_treated_as_deaths():
     assert abs(value - 2.0) < 0.1, value
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,options", [
     ("ppo", {}), ("dpo", {}), ("kl", {}), ("zero", {}),
     ("lpo", {"init_scale": 0.5}), ("ta_lpo", {"start": "none", "init_scale": 0.5})])
@@ -46,6 +49,7 @@ def test_every_zoo_drift_trains_with_finite_metrics(name, options):
         assert float(metrics["drift"].max()) > 0  # the drift really acts on the update
 
 
+@pytest.mark.slow
 def test_kl_ball_update_respects_the_ball():
     config = TINY.replace(neighbourhood="kl_ball", kl_delta=0.005, total_timesteps=4 * 16 * 6)
     metrics = jax.jit(make_train(config, drifts.get("zero")))(jax.random.PRNGKey(0), {})
@@ -54,6 +58,7 @@ def test_kl_ball_update_respects_the_ball():
     assert float(metrics["approx_kl"].max()) > 0.0005  # the policy really moves (within the ball)
 
 
+@pytest.mark.slow
 def test_continuous_actions_with_observation_normalisation():
     # Pendulum episodes are 200 steps (all truncated): 256 steps per update finish one per env
     config = TrainConfig(env_id="Pendulum-v1", total_timesteps=4 * 256 * 2, num_envs=4, num_steps=256,
@@ -70,6 +75,7 @@ def _close(a, b):
         np.testing.assert_allclose(np.asarray(a[key]), np.asarray(b[key]), rtol=2e-4, atol=2e-4, err_msg=key)
 
 
+@pytest.mark.slow
 def test_vmap_over_seeds_and_population_matches_separate_runs():
     drift = drifts.get("lpo", init_scale=0.5)
     population = jax.vmap(drift.init)(jax.random.split(jax.random.PRNGKey(7), 2))
@@ -83,6 +89,7 @@ def test_vmap_over_seeds_and_population_matches_separate_runs():
             _close(jax.tree.map(lambda x: x[m, s], together), single(keys[s], member))
 
 
+@pytest.mark.slow
 def test_kl_ball_vmapped_over_8_seeds_matches_separate_runs():
     """Regression: jax.scipy's tolerance-based CG, batched over 8 members, gave zero steps."""
     config = preset("CartPole-v1").replace(neighbourhood="kl_ball", total_timesteps=512 * 3)
@@ -97,6 +104,7 @@ def test_kl_ball_vmapped_over_8_seeds_matches_separate_runs():
         _close(jax.tree.map(lambda x: x[s], together), alone)
 
 
+@pytest.mark.slow
 def test_vmap_over_hyperparameter_variants_matches_separate_configs():
     lrs = [1e-4, 1e-2]
     trainer = make_train(TINY, drifts.get("ppo"))
@@ -108,6 +116,7 @@ def test_vmap_over_hyperparameter_variants_matches_separate_configs():
         _close(jax.tree.map(lambda x: x[i], together), alone)
 
 
+@pytest.mark.slow
 def test_chunked_seed_runs_give_the_numbers_of_one_call():
     drift = drifts.get("ppo")
     result = train_seeds(TINY.replace(total_timesteps=4 * 16 * 6), drift, {}, 2, jax.random.PRNGKey(3),
@@ -119,6 +128,7 @@ def test_chunked_seed_runs_give_the_numbers_of_one_call():
     assert result.env_steps_per_second > 0 and result.compile_seconds > 0
 
 
+@pytest.mark.slow
 def test_seeds_split_over_devices_give_the_numbers_of_one_device():
     import json
     import os

@@ -107,6 +107,7 @@ def test_kl_projection_lands_on_the_ball():
         np.testing.assert_allclose(projected[2], far[2])  # inside: unchanged
 
 
+@pytest.mark.slow
 def test_batch_is_vmapped_and_equals_mdps_run_one_by_one():
     config = SMALL.replace(num_mdps=3, inner_restarts=1)  # restarts: each MDP draws with its own key
     fn = zoo_fn("dpo")
@@ -162,6 +163,7 @@ def test_kink_detail_names_the_side_and_quotients():
 
 # --- the theorem on random MDPs -------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,options,scale", [
     ("zero", {}, 1.0), ("kl", {}, 1.0), ("ppo", {}, 1.0), ("dpo", {}, 1.0),
     ("lpo", {"init_scale": 1.0}, 3.0),

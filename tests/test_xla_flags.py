@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from inner_loop._xla import DEVICE_COUNT_FLAG, SAFE_SETTING, configure_xla_cpu
 
 
@@ -36,6 +38,7 @@ def test_user_settings_are_never_overridden():
     assert env["XLA_FLAGS"] == flags
 
 
+@pytest.mark.slow
 def test_importing_the_package_applies_them_before_jax_starts():
     code = ("import discover, os, jax; jax.numpy.zeros(1); "
             "print(os.environ['XLA_FLAGS']); print(len(jax.devices('cpu')))")

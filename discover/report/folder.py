@@ -11,6 +11,7 @@ import numpy as np
 from discover.files.atomic import ensure_writable_dir, package_versions, write_json_atomic
 from discover.report.figures import draw_figures
 from discover.report.markdown import html_report, markdown_report
+from discover.theorem.text import json_number
 from inner_loop.errors import ConfigError
 
 
@@ -45,7 +46,7 @@ def write_report_folder(output: str, meta: dict, results: dict, runs: dict, entr
             f.write(markdown)
         with open(os.path.join(staging, "report.html"), "w") as f:
             f.write(html_report(markdown, staging))
-        curves = {f"{label}|{env}": [[None if not np.isfinite(v) else float(v) for v in row]
+        curves = {f"{label}|{env}": [[json_number(v) for v in row]
                                      for row in np.asarray(runs[(label, env)]["curve"])]
                   for label in labels for env in envs}
         write_json_atomic(os.path.join(staging, "results.json"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from discover.report import stats
+from discover.theorem.text import json_number
 
 RESAMPLES = 2000
 
@@ -29,7 +30,7 @@ def summarize(runs: dict, labels: list[str], envs: list[str], training: dict, se
         for label in labels:
             final = np.asarray(runs[(label, env)]["final_return"], np.float64)
             ok = final[np.isfinite(final)]
-            row = {"final_returns": [None if not np.isfinite(v) else float(v) for v in final],
+            row = {"final_returns": [json_number(v) for v in final],
                    "failed_seeds": int((~np.isfinite(final)).sum()),
                    "held_out": training[label] is not None and env not in training[label]}
             for name in stats.STATISTICS:

@@ -9,12 +9,11 @@ from typing import Callable
 import jax
 import numpy as np
 
-from inner_loop.config import check_seed
+from inner_loop.config import NEIGHBOURHOODS, check_seed  # the trainer's names
 from inner_loop.errors import ConfigError
 
 DriftFn = Callable[..., jax.Array]  # drift_fn(ratio, advantage, progress) -> per-sample drift
 
-NEIGHBOURHOODS = ("none", "kl_ball")  # the names the trainer uses
 ADVANTAGE_SCALINGS = ("std", "raw")
 DRIFT_DTYPES = ("float32", "float64")
 
