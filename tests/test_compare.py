@@ -43,7 +43,7 @@ def test_compare_report_has_every_section_and_matches_results_json(tmp_path, cap
     save_drift(str(drift_path), drift, drift.init(jax.random.PRNGKey(0)), {"training_envs": ["CartPole-v1"]})
     out = tmp_path / "reports" / "tiny"
     argv = ["compare", str(drift_path), "--envs", "CartPole-v1,Catch-bsuite", "--seeds", "3",
-            "--baselines", "ppo,dpo", "-o", str(out)] + [x for s in TINY for x in ("--set", s)]
+            "--baselines", "ppo,trpo", "-o", str(out)] + [x for s in TINY for x in ("--set", s)]
     argv += ["--set", "inner.Catch-bsuite.ent_coef=0.02"]  # one env's setting, as in sweep
     assert main(argv) == 0
     assert sorted(os.listdir(out)) == ["curves.png", "final_returns.png", "landscapes.png", "report.html",
@@ -59,7 +59,7 @@ def test_compare_report_has_every_section_and_matches_results_json(tmp_path, cap
     assert re.search(r"\| learned \|[^\n]*\| held out \|", report.split("### Catch-bsuite")[1])
     # Every number in the tables is in results.json.
     for env in ("CartPole-v1", "Catch-bsuite"):
-        for label in ("learned", "ppo", "dpo"):
+        for label in ("learned", "ppo", "trpo"):
             row = results["per_env"][env][label]
             finals = [v for v in row["final_returns"] if v is not None]
             assert row["mean"] == pytest.approx(np.mean(finals))
@@ -81,6 +81,11 @@ def test_compare_report_has_every_section_and_matches_results_json(tmp_path, cap
     assert results["configs"]["Catch-bsuite"]["ent_coef"] == 0.02 and results["configs"]["CartPole-v1"]["ent_coef"] == 0.01
     page = (out / "report.html").read_text()
     assert "data:image/png;base64," in page and "http" not in page.replace("charset", "")
+    # trpo, as in train: the zero drift in a KL ball, with its CartPole-v1 critic lr; the --set pairs still apply.
+    trpo = results["drift_configs"]
+    assert sorted(trpo) == ["trpo|CartPole-v1", "trpo|Catch-bsuite"] and results["baselines"] == ["ppo", "trpo"]
+    assert trpo["trpo|CartPole-v1"]["neighbourhood"] == "kl_ball" and trpo["trpo|CartPole-v1"]["lr"] == 1e-3
+    assert trpo["trpo|Catch-bsuite"]["ent_coef"] == 0.02 and trpo["trpo|Catch-bsuite"]["total_timesteps"] == 512
 
 
 def test_compare_bad_input_is_one_line(tmp_path, capsys):

@@ -9,6 +9,7 @@ from inner_loop import TrainConfig, drifts
 from inner_loop.errors import ConfigError
 from outer_loop import (EvolutionState, Normalisation, evolve, make_drift_fitness, make_generation,
                         make_population_fitness, make_strategy, normalized_fitness, worst_if_not_finite)
+from outer_loop.strategy import strategy_names
 
 
 def norm(*ppo, untrained=None):
@@ -231,27 +232,25 @@ def test_orthogonal_init_equals_flax_and_is_orthogonal_under_nested_vmap():
 
 
 @pytest.mark.slow
-def test_every_listed_strategy_minimises_a_quadratic():
+@pytest.mark.parametrize("name", strategy_names())
+def test_every_listed_strategy_minimises_a_quadratic(name):
     """`strategy=NAME` takes any name in strategy_names(): each must run and move its mean
     towards the minimum of sum((x - 1)^2) (evosax minimises), with our std/lr/shaping."""
-    from outer_loop.strategy import strategy_names
-
     solution = jnp.zeros(6)
-    for name in strategy_names():
-        strategy, params = make_strategy(name, 16, solution, std=0.1, lr=0.05)
+    strategy, params = make_strategy(name, 16, solution, std=0.1, lr=0.05)
 
-        @jax.jit
-        def run(key, strategy=strategy, params=params):
-            def generation(state, key):
-                ask_key, tell_key = jax.random.split(key)
-                x, state = strategy.ask(ask_key, state, params)
-                state, _ = strategy.tell(tell_key, x, jnp.sum((x - 1.0) ** 2, axis=1), state, params)
-                return state, None
+    @jax.jit
+    def run(key):
+        def generation(state, key):
+            ask_key, tell_key = jax.random.split(key)
+            x, state = strategy.ask(ask_key, state, params)
+            state, _ = strategy.tell(tell_key, x, jnp.sum((x - 1.0) ** 2, axis=1), state, params)
+            return state, None
 
-            state = strategy.init(key, solution, params)
-            state, _ = jax.lax.scan(generation, state, jax.random.split(key, 30))
-            return strategy.get_mean(state)
+        state = strategy.init(key, solution, params)
+        state, _ = jax.lax.scan(generation, state, jax.random.split(key, 30))
+        return strategy.get_mean(state)
 
-        mean = run(jax.random.PRNGKey(0))
-        loss = float(jnp.sum((mean - 1.0) ** 2))
-        assert np.isfinite(loss) and loss < 0.9 * 6.0, (name, loss)  # 6.0 at the start
+    mean = run(jax.random.PRNGKey(0))
+    loss = float(jnp.sum((mean - 1.0) ** 2))
+    assert np.isfinite(loss) and loss < 0.9 * 6.0, (name, loss)  # 6.0 at the start
