@@ -26,8 +26,11 @@ from inner_loop.errors import ConfigError
 from inner_loop.expression import compile_expression, jax_source, operation_count
 
 TINY = ["samples.timesteps=2048", "samples.seeds=1"]  # one short CartPole run: compile-bound, ~15 s
-# The tests that run it share one worker under xdist, so it compiles once (then the cache).
-SAME_PPO_RUN = pytest.mark.xdist_group("distill-ppo-run")
+# The tests that run it share one worker under xdist, so it compiles once (then the cache); slow,
+# as the suite marks every test over ~5 s (the first of them pays for the run).
+def SAME_PPO_RUN(test):  # noqa: N802
+    return pytest.mark.slow(pytest.mark.xdist_group("distill-ppo-run")(test))
+
 
 
 @pytest.fixture(scope="module")
