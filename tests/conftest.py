@@ -4,9 +4,8 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-# The tests run tiny programs, whose time is mostly XLA compiling: without backend
-# optimisation a compile-bound test takes 30 % less time (37 s, not 53 s). Inherited by the
-# xdist workers and the subprocesses the tests start.
+# The tests run tiny programs, whose time is mostly XLA compiling, which backend optimisation
+# slows (docs/design.md, Measured decisions). Inherited by the xdist workers and subprocesses.
 if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
 

@@ -56,8 +56,11 @@ def test_format_1_files_load_as_the_family_they_were_written_with(name):
     if name == "lpo":
         np.testing.assert_allclose(float(loaded(1.5, 2.0)), 0.7308060526847839, rtol=1e-6)  # printed then
     v1 = drifts.get(f"{name}_v1", hidden_size=8, init_scale=0.5)
+    written = v1.init(jax.random.PRNGKey(5))
+    # The arrays written then, up to the last bit of an init compiled at another XLA optimisation level.
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), loaded.params, written)
     ratio, adv = jnp.exp(jnp.linspace(-2, 2, 17)), jnp.linspace(-3, 3, 17)
-    np.testing.assert_array_equal(loaded(ratio, adv, 0.3), v1(v1.init(jax.random.PRNGKey(5)), ratio, adv, 0.3))
+    np.testing.assert_allclose(loaded(ratio, adv, 0.3), v1(written, ratio, adv, 0.3), rtol=1e-6)
     assert loaded.metadata["axiom_check"]["passed"]
 
 
