@@ -137,16 +137,21 @@ def test_kl_ball_step_halves_a_step_whose_true_kl_leaves_the_ball():
     np.testing.assert_allclose(metrics["kl_ball_improvement"], 0.5 * G @ dense_natural_step(), rtol=1e-4)
 
 
+def concave_objective(k):
+    """L(p) = g.(p - p0) - k |p - p0|^2: improves along the natural step only for small fractions."""
+    def objective(params):
+        d = flat(params) - jnp.asarray(P0_FLAT, jnp.float32)
+        return jnp.dot(jnp.asarray(G, jnp.float32), d) - k * d @ d
+
+    return objective
+
+
 def test_kl_ball_step_backtracks_past_fractions_that_do_not_improve_the_objective():
     # L(p0 + f s) = f g.s - k f^2 |s|^2 improves only for f < g.s / (k |s|^2) = 1/3: first is 1/4.
     s = dense_natural_step()
     k = 3.0 * (G @ s) / (s @ s)
 
-    def objective(params):
-        d = flat(params) - jnp.asarray(P0_FLAT, jnp.float32)
-        return jnp.dot(jnp.asarray(G, jnp.float32), d) - k * d @ d
-
-    new, metrics = step(objective, lambda p: 0.5 * quadratic_form(p) - 0.01 * quadratic_form(p) ** 2)
+    new, metrics = step(concave_objective(k), lambda p: 0.5 * quadratic_form(p) - 0.01 * quadratic_form(p) ** 2)
     np.testing.assert_allclose(new, P0_FLAT + 0.25 * s, rtol=1e-4, atol=1e-5)
     assert metrics["kl_ball_step_fraction"] == 0.25
     np.testing.assert_allclose(metrics["kl_ball_improvement"], 0.25 * G @ s - k * 0.0625 * s @ s, rtol=1e-3)
@@ -157,11 +162,7 @@ def test_kl_ball_step_keeps_the_policy_when_no_halving_is_acceptable():
     s = dense_natural_step()
     k = 100.0 * (G @ s) / (s @ s)
 
-    def objective(params):
-        d = flat(params) - jnp.asarray(P0_FLAT, jnp.float32)
-        return jnp.dot(jnp.asarray(G, jnp.float32), d) - k * d @ d
-
-    new, metrics = step(objective, lambda p: 0.5 * quadratic_form(p))
+    new, metrics = step(concave_objective(k), lambda p: 0.5 * quadratic_form(p))
     np.testing.assert_array_equal(new, P0_FLAT)
     assert metrics == {"kl_ball_accepted": 0.0, "kl_ball_step_fraction": 0.0, "kl_ball_improvement": 0.0}
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from discover.files.atomic import check_output_file
 from inner_loop.config import check_seed
 from inner_loop.errors import ConfigError
 
@@ -38,8 +37,3 @@ def check_count(flag: str, value: int, minimum: int = 1, why: str = "it must be 
     if value < minimum:
         raise ConfigError(f"{flag} {value} is not allowed; {why}")
     return value
-
-
-def check_writable(path: str) -> None:
-    """Before any work: ConfigError (one line) unless a file can be written at `path`."""
-    check_output_file(path)

@@ -19,11 +19,12 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from discover.cli.args import add_settings_argument, check_writable
+from discover.cli.args import add_settings_argument
 from discover.cli.progress import progress_display
 from discover.distill.config import SETTINGS, distill_config
 from discover.distill.pipeline import DistillResult, distill
 from discover.distill.samples import sampling_config, sampling_envs
+from discover.files.atomic import check_output_file
 from discover.files.drift_file import LoadedDrift, axiom_report, save_drift
 from discover.training.resolver import ResolvedDrift, resolve_drift, split_drift_settings
 from inner_loop.errors import ConfigError
@@ -50,7 +51,7 @@ def cmd_distill(args) -> int:
     config = distill_config(pairs)
     resolved = resolve_drift(args.drift, drift_pairs)
     output = args.output or f"{resolved.label}.distilled.drift.npz"
-    check_writable(output)
+    check_output_file(output)
     if resolved.path and os.path.abspath(output) == os.path.abspath(resolved.path):
         raise ConfigError(f"-o {output!r} is the drift being distilled; give another file name")
 

@@ -18,7 +18,7 @@ import re
 from rich.console import Console
 from rich.table import Table
 
-from discover.cli.args import check_writable
+from discover.files.atomic import check_output_file
 from discover.files.drift_file import axiom_report, load_drift, save_drift
 from discover.report.figures import drift_landscapes_png
 from discover.sweep.run_folder import DRIFT_KINDS, RunFolder
@@ -96,7 +96,7 @@ def _best_mean_generation(folder: RunFolder, files: dict[int, str]) -> int:
 def cmd_export(args) -> int:
     run_dir = args.run_dir.rstrip("/")
     generation, source = choose_drift_file(run_dir, args.generation, args.which)
-    check_writable(args.output)
+    check_output_file(args.output)
     console = Console(stderr=True)
     loaded = load_drift(source)
     console.print(f"checking the {args.which} drift of generation {generation} against the theorem "
@@ -136,7 +136,7 @@ def cmd_inspect(args) -> int:
     # The PNG path is checked (its folder created, as for train --out) before the axiom check
     # and the table, so a bad --png is one line rather than an error after the output.
     png = args.png or re.sub(r"(\.drift)?\.npz$", "", args.file) + ".png"
-    check_writable(png)
+    check_output_file(png)
     if os.path.abspath(png) == os.path.abspath(args.file):
         raise ConfigError(f"--png {png!r} is the drift file itself; give another file name")
     report = axiom_report(loaded)

@@ -12,10 +12,10 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from discover.cli.args import add_settings_argument, check_count, check_writable, seed_argument
+from discover.cli.args import add_settings_argument, check_count, seed_argument
 from discover.cli.progress import progress_display
 from discover.cli.tables import curve_table, summary_table
-from discover.files.atomic import package_versions, write_json_atomic
+from discover.files.atomic import check_output_file, package_versions, write_json_atomic
 from discover.theorem.text import json_number
 from discover.training.resolver import ResolvedDrift, allowed_drifts, resolve_drift, split_drift_settings
 from discover.training.seeds import train_seeds
@@ -50,7 +50,7 @@ def cmd_train(args) -> int:
     check_count("--seeds", args.seeds)
     config, resolved = resolve_train(args.env, args.drift, args.settings)
     if args.out:
-        check_writable(args.out)
+        check_output_file(args.out)
 
     console = Console(stderr=True)
     drift_key, run_key = jax.random.split(jax.random.PRNGKey(args.seed))

@@ -11,8 +11,8 @@ import jax
 from rich.console import Console
 from rich.table import Table
 
-from discover.cli.args import add_settings_argument, check_writable
-from discover.files.atomic import write_json_atomic
+from discover.cli.args import add_settings_argument
+from discover.files.atomic import check_output_file, write_json_atomic
 from discover.theorem.config import VerifyConfig
 from discover.theorem.verdict import VerifyResult, verify_drift
 from discover.training.resolver import allowed_drifts, resolve_drift, split_drift_settings
@@ -63,7 +63,7 @@ def cmd_verify(args) -> int:
     description = ({"drift": args.drift, "drift_file": True, "drift_options": dict(resolved.metadata.get("options", {}))}
                    if resolved.path else {"drift": resolved.drift.name, "drift_options": resolved.drift.options()})
     if args.out:
-        check_writable(args.out)
+        check_output_file(args.out)
     console = Console(stderr=True)
     console.print(f"verifying [bold]{args.drift}[/]: axioms on {_axiom_point_count(config):,} points, then "
                   f"{config.num_mdps} random MDPs ({config.num_states} states x {config.num_actions} actions) "
