@@ -10,14 +10,18 @@ The text is checked in three passes (docs/design.md, Distillation: the grammar):
    any other character is refused), bracket depth at most MAX_DEPTH, at most
    MAX_OPERATOR_RUN operators in a row, and every name one of the variables or functions.
 2. `ast.parse(text, mode="eval")`, then a walk over a whitelist of node types: numeric
-   constants (finite int/float), the names `r`, `A`, `p`, unary `-`/`+`, binary
+   constants (int/float within float32's range), the names `r`, `A`, `p`, unary `-`/`+`, binary
    `+ - * / **` (the exponent a numeric literal with |value| <= MAX_EXPONENT), and calls
    of FUNCTIONS by name with their number of positional arguments; at most MAX_NODES
    nodes and an AST depth of at most MAX_AST_DEPTH.
-3. The tree is turned into nested Python closures over jnp functions. Nothing is ever
-   eval'd or exec'd.
+3. The tree is turned into nested Python closures over jnp functions, every constant a
+   float32 number like the values it meets. A constant sub-expression (`2**-1`, `0**-1`) is
+   computed once, here, in float32: one that is not finite (inf, or NaN as `(-1)**0.5`) is
+   refused. Nothing is ever eval'd or exec'd.
 
 Every violation is one `ConfigError` line naming the offending token and what is allowed.
+Whether the formula is a valid drift (finite, non-negative, zero and flat at r = 1 on the
+domain training reaches) is the axiom check's business.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from inner_loop.errors import ConfigError
 
@@ -39,6 +44,7 @@ MAX_OPERATOR_RUN = 3  # operators in a row ("r * -1" has 2); long unary chains c
 MAX_NODES = 1000  # AST nodes
 MAX_AST_DEPTH = 64  # AST depth (a chain r + r + ... + r nests one level per term)
 MAX_EXPONENT = 8  # |exponent| of **
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # constants are float32, like the drift's inputs
 
 VARIABLES = ("r", "A", "p")  # ratio, advantage, training progress in [0, 1]
 
@@ -106,11 +112,18 @@ def parse(text: str) -> ast.Expression:
     except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
         reason = getattr(err, "msg", None) or type(err).__name__
         raise ConfigError(f"expression {text[:60]!r} is not a valid formula ({reason})") from None
-    _check_tree(tree)
+    _check_tree(tree, text)
     return tree
 
 
-def _check_tree(tree: ast.Expression) -> None:
+def _source(text: str, node: ast.AST) -> str:
+    """The text of `node`, shortened for a message (not `ast.unparse`, which recurses and
+    overflows the stack on a long chain before the depth limit is reached)."""
+    segment = ast.get_source_segment(text, node) or type(node).__name__
+    return segment if len(segment) <= 40 else segment[:37] + "..."
+
+
+def _check_tree(tree: ast.Expression, text: str) -> None:
     """The whitelist walk (iterative, so a deep tree cannot exhaust the stack)."""
     stack, count = [(tree.body, 1)], 0
     while stack:
@@ -120,22 +133,23 @@ def _check_tree(tree: ast.Expression) -> None:
             raise ConfigError(f"expression has more than {MAX_NODES} nodes; simplify it")
         if depth > MAX_AST_DEPTH:
             raise ConfigError(f"expression nests deeper than {MAX_AST_DEPTH} operations; add fewer terms in a chain")
-        children = _check_node(node)
+        children = _check_node(node, text)
         stack.extend((child, depth + 1) for child in children)
 
 
-def _check_node(node: ast.AST) -> list[ast.AST]:
+def _check_node(node: ast.AST, text: str) -> list[ast.AST]:
     """The children of an allowed node; ConfigError for any other."""
     if isinstance(node, ast.Constant):
         value = node.value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _fail(f"constant {value!r} is not allowed")
+            raise _fail(f"constant {_source(text, node)} is not allowed")
         try:
-            finite = math.isfinite(float(value))
+            finite = math.isfinite(float(value)) and abs(float(value)) <= FLOAT32_MAX
         except OverflowError:  # an integer literal beyond float range
             finite = False
         if not finite:
-            raise _fail(f"constant {str(value)[:20]}{'...' if len(str(value)) > 20 else ''} is not finite")
+            raise ConfigError(f"expression: constant {_source(text, node)} is not a finite float32 number "
+                              f"(|x| <= {FLOAT32_MAX:.4g})")
         return []
     if isinstance(node, ast.Name):
         if node.id not in VARIABLES:
@@ -156,13 +170,13 @@ def _check_node(node: ast.AST) -> list[ast.AST]:
     if isinstance(node, ast.Call):
         name = node.func.id if isinstance(node.func, ast.Name) else None
         if name not in FUNCTIONS:
-            raise _fail(f"call of {ast.unparse(node.func)[:40]!r} is not allowed")
+            raise _fail(f"call of {_source(text, node.func)!r} is not allowed")
         arity = FUNCTIONS[name][0]
         if node.keywords or len(node.args) != arity or any(isinstance(a, ast.Starred) for a in node.args):
             raise _fail(f"{name} takes {arity} positional argument{'s' if arity > 1 else ''}")
         return list(node.args)
     what = _NODE_NAMES.get(type(node), type(node).__name__)
-    raise _fail(f"{what} ({ast.unparse(node)[:40]!r}) is not allowed")
+    raise _fail(f"{what} ({_source(text, node)!r}) is not allowed")
 
 
 def literal_number(node: ast.AST) -> float | None:
@@ -176,30 +190,44 @@ def literal_number(node: ast.AST) -> float | None:
     return None
 
 
-def _build(node: ast.AST) -> Callable:
-    """Pass 3: the checked node as a closure `f(env) -> jnp value` (env: {"r", "A", "p"})."""
+def _build(node: ast.AST, text: str) -> tuple[Callable, bool]:
+    """Pass 3: the checked node as a closure `f(env) -> jnp value` (env: {"r", "A", "p"}),
+    and whether it is constant (no variable in it). A constant part is computed now."""
+    fn, constant = _closure(node, text)
+    if not constant or isinstance(node, ast.Constant):
+        return fn, constant
+    with jax.ensure_compile_time_eval():  # computed now, even if the formula is first built under jit
+        value = np.asarray(fn({}), np.float32)
+    if not np.isfinite(value):
+        raise ConfigError(f"expression: the constant part {_source(text, node)!r} is {value} in float32, "
+                          "not a finite number")
+    return (lambda env: value), True
+
+
+def _closure(node: ast.AST, text: str) -> tuple[Callable, bool]:
     if isinstance(node, ast.Constant):
-        value = float(node.value)
-        return lambda env: value
+        value = np.float32(node.value)
+        return (lambda env: value), True
     if isinstance(node, ast.Name):
         name = node.id
-        return lambda env: env[name]
+        return (lambda env: env[name]), False
     if isinstance(node, ast.UnaryOp):
-        operand = _build(node.operand)
+        operand, constant = _build(node.operand, text)
         if isinstance(node.op, ast.USub):
-            return lambda env: -operand(env)
-        return operand
+            return (lambda env: -operand(env)), constant
+        return operand, constant
     if isinstance(node, ast.BinOp):
-        left = _build(node.left)
+        left, left_constant = _build(node.left, text)
         if isinstance(node.op, ast.Pow):
             exponent = literal_number(node.right)
             power = int(exponent) if exponent.is_integer() else exponent  # integer powers of negatives are fine
-            return lambda env: left(env) ** power
-        right, op = _build(node.right), _BINARY[type(node.op)][1]
-        return lambda env: op(left(env), right(env))
+            return (lambda env: jnp.asarray(left(env)) ** power), left_constant
+        (right, right_constant), op = _build(node.right, text), _BINARY[type(node.op)][1]
+        return (lambda env: op(left(env), right(env))), left_constant and right_constant
     _, fn, _ = FUNCTIONS[node.func.id]
-    args = [_build(a) for a in node.args]
-    return lambda env: fn(*(a(env) for a in args))
+    built = [_build(a, text) for a in node.args]
+    args = [a for a, _ in built]
+    return (lambda env: fn(*(a(env) for a in args))), all(c for _, c in built)
 
 
 @functools.lru_cache(maxsize=256)
@@ -207,7 +235,7 @@ def compile_expression(text: str) -> Callable:
     """`f(r, A, p=0.0)`: the formula `text` evaluated with jnp (broadcast to the shape of r and A).
 
     ConfigError (one line) if `text` is not in the grammar."""
-    body = _build(parse(text).body)
+    body, _ = _build(parse(text).body, text)
 
     def formula(r, A, p=0.0):
         r, A = jnp.asarray(r), jnp.asarray(A)
