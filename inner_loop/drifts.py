@@ -8,6 +8,9 @@ A valid drift satisfies, for every A and progress:
 
     d(r, A) >= 0 for all r > 0,     d(1, A) = 0,     d/dr d(r, A) = 0 at r = 1.
 
+The trainer evaluates a drift at log-ratios clipped to +-LOG_RATIO_CLIP and at advantages
+normalised per minibatch; the axiom check covers that domain (and |A| up to ADVANTAGE_MAX).
+
 Every drift here is a frozen dataclass of static options with `init(key) -> params` and
 `__call__(params, ratio, advantage, progress) -> per-sample drift`: pure, jittable and
 vmappable over `params` (an evolution-strategy population). Get one by name with
@@ -28,6 +31,12 @@ import jax.numpy as jnp
 from inner_loop.config import field_types
 from inner_loop.errors import ConfigError
 from inner_loop.expression import compile_expression
+
+# r in [e^-20, e^20] (2e-9 to 4.9e8): keeps log r and r*A finite in float32 for every drift.
+LOG_RATIO_CLIP = 20.0
+# Per-minibatch normalisation bounds |A| by sqrt(minibatch_size - 1), 1e3 for a million
+# samples; 1e6 leaves room for raw (unnormalised) advantages.
+ADVANTAGE_MAX = 1e6
 
 
 @dataclass(frozen=True)
@@ -158,9 +167,12 @@ KNEE = 0.1  # |u| where each LPO feature turns from quadratic (flat at r = 1) to
 
 def _flat_pair(u):
     """`u|u| / (|u| + KNEE)` (odd) and `u^2 / (|u| + KNEE)` (even): C^1, value and slope 0 at
-    u = 0, and growing like `|u|` beyond the knee."""
+    u = 0, and growing like `|u|` beyond the knee. Computed as `u` and `|u|` times the
+    factor `|u| / (|u| + KNEE)` in [0, 1), so no intermediate overflows where u is finite
+    (u|u| is inf in float32 from |u| ~ 1.8e19)."""
     magnitude = jnp.abs(u)
-    return u * magnitude / (magnitude + KNEE), u * u / (magnitude + KNEE)
+    damping = magnitude / (magnitude + KNEE)
+    return u * damping, magnitude * damping
 
 
 def lpo_features(ratio, advantage):

@@ -28,14 +28,44 @@ def scaled_params(drift, seed, scale):
 
 
 def inputs(seed, n=512):
+    """Points of the domain training reaches: log r in +-LOG_RATIO_CLIP, |A| up to ADVANTAGE_MAX."""
     rng = np.random.default_rng(seed)
-    ratio = 10.0 ** rng.uniform(-6, 6, n)
-    ratio[:8] = [1e-6, 1e6, 1.0, 1 - 1e-7, 1 + 1e-7, 0.5, 2.0, 1.0]
+    ratio = np.exp(rng.uniform(-drifts.LOG_RATIO_CLIP, drifts.LOG_RATIO_CLIP, n))
+    ratio[:8] = [np.exp(-drifts.LOG_RATIO_CLIP), np.exp(drifts.LOG_RATIO_CLIP), 1.0, 1 - 1e-7, 1 + 1e-7, 0.5, 2.0, 1.0]
     adv = rng.uniform(-1e4, 1e4, n)
-    adv[8:16] = [0.0, 1e4, -1e4, 1e-8, -1e-8, 1.0, -1.0, 0.0]
+    adv[8:16] = [0.0, drifts.ADVANTAGE_MAX, -drifts.ADVANTAGE_MAX, 1e-8, -1e-8, 1.0, -1.0, 0.0]
+    adv[:2] = [drifts.ADVANTAGE_MAX, -drifts.ADVANTAGE_MAX]  # with the extreme ratios
     progress = rng.uniform(0, 1, n)
     progress[:4] = [0.0, 1.0, 0.0, 1.0]
     return (jnp.asarray(ratio, jnp.float32), jnp.asarray(adv, jnp.float32), jnp.asarray(progress, jnp.float32))
+
+
+def one_sided_quotients(drift_fn, adv, h):
+    """|d(1 +- h, A) - d(1, A)| / h for both sides (float64)."""
+    return [jnp.abs(drift_fn(jnp.full_like(adv, 1.0 + side * h), adv) - drift_fn(jnp.ones_like(adv), adv)) / h
+            for side in (-1.0, 1.0)]
+
+
+def vanishes_from_both_sides(drift_fn, adv):
+    """Zero one-sided derivatives: the quotients shrink with h (a kink or a slope keeps them
+    constant). Not jax.grad: relu's derivative at 0 is 0, so grad cannot see a kink at r = 1."""
+    large = one_sided_quotients(drift_fn, adv, 1e-7)
+    small = one_sided_quotients(drift_fn, adv, 1e-11)
+    return all(bool(jnp.all(s <= 1e-2 * l + 1e-9)) for s, l in zip(small, large))
+
+
+# Flatness is judged with h >= 1e-11, so |A| times the weights must stay well below 1e11 / 1e4
+# (the net's curvature at r = 1 grows like (weight |A|)^2; beyond, h sees its saturated shape).
+ADVANTAGES = [-1e4, -3.0, -0.1, 0.1, 3.0, 1e4]
+
+
+def flat_at_identity(drift, params, adv, progress):
+    """`vanishes_from_both_sides` for zoo `drift` with `params`, in float64, at each progress."""
+    with jax.enable_x64(True):
+        params64 = jax.tree.map(lambda p: jnp.asarray(p, jnp.float64), params)
+        adv64 = jnp.asarray(adv, jnp.float64)
+        return all(vanishes_from_both_sides(lambda r, a: drift(params64, r, a, p), adv64)
+                   for p in sorted({float(progress.min()), float(progress.max())}))
 
 
 @pytest.mark.parametrize("name,options", ZOO_CASES, ids=IDS)
@@ -51,8 +81,8 @@ def test_axioms_hold_for_random_params_and_extreme_inputs(name, options, seed, l
     assert bool(jnp.all(d >= 0)), f"negative drift {float(d.min())}"
     at_identity = drift(params, jnp.ones_like(adv), adv, progress)
     assert bool(jnp.all(at_identity == 0)), "drift must be 0 at r = 1"
-    slope = jax.vmap(jax.grad(lambda r, a, p: drift(params, r, a, p)))(jnp.ones_like(adv), adv, progress)
-    assert bool(jnp.all(jnp.abs(slope) < 1e-6)), f"slope at r = 1: {float(jnp.abs(slope).max())}"
+    if log_scale <= 2:  # see ADVANTAGES
+        assert flat_at_identity(drift, params, jnp.asarray(ADVANTAGES), progress), "slope or kink at r = 1"
     grads = jax.vmap(jax.grad(lambda r, a, p: drift(params, r, a, p)))(ratio, adv, progress)
     assert bool(jnp.all(jnp.isfinite(grads))), "gradient must be finite at extreme inputs"
 
@@ -62,31 +92,14 @@ def test_axioms_hold_for_random_params_and_extreme_inputs(name, options, seed, l
 @settings(max_examples=10, deadline=None)
 @given(seed=st.integers(0, 2**16))
 def test_family_axioms_for_random_params_at_scales_1_10_100(start, scale, seed):
-    """Every layer random (read-out too), times 1, 10, 100; inputs to 1e+-6 and |A| to 1e4."""
+    """Every layer random (read-out too), times 1, 10, 100; on the domain training reaches."""
     drift = drifts.get("lpo", start=start, hidden_size=16, num_layers=2, init_scale=1.0)
     params = scaled_params(drift, seed, scale)
     ratio, adv, progress = inputs(seed)
     d = drift(params, ratio, adv, progress)
     assert bool(jnp.all(jnp.isfinite(d))) and bool(jnp.all(d >= 0))
     assert bool(jnp.all(drift(params, jnp.ones_like(adv), adv, progress) == 0))
-    slope = jax.vmap(jax.grad(lambda r, a: drift(params, r, a)))(jnp.ones_like(adv), adv)
-    assert bool(jnp.all(slope == 0))
-
-
-def one_sided_quotients(drift_fn, adv, h):
-    """|d(1 +- h, A) - d(1, A)| / h for both sides (float64)."""
-    return [jnp.abs(drift_fn(jnp.full_like(adv, 1.0 + side * h), adv) - drift_fn(jnp.ones_like(adv), adv)) / h
-            for side in (-1.0, 1.0)]
-
-
-def vanishes_from_both_sides(drift_fn, adv):
-    """Zero one-sided derivatives: the quotients shrink with h (a kink keeps them constant)."""
-    large = one_sided_quotients(drift_fn, adv, 1e-7)
-    small = one_sided_quotients(drift_fn, adv, 1e-11)
-    return all(bool(jnp.all(s <= 1e-2 * l + 1e-9)) for s, l in zip(small, large))
-
-
-ADVANTAGES = [-1e4, -3.0, -0.1, 0.1, 3.0, 1e4]
+    assert flat_at_identity(drift, params, jnp.asarray(ADVANTAGES), progress)
 
 
 @pytest.mark.parametrize("name,options", ZOO_CASES, ids=IDS)
@@ -106,6 +119,30 @@ def test_the_two_sided_check_catches_the_published_relu_construction():
     with jax.enable_x64(True):
         adv = jnp.asarray(ADVANTAGES, jnp.float64)
         assert not vanishes_from_both_sides(lambda r, a: jax.nn.relu(1e10 * (r - 1.0) * a - 1e-4), adv)
+
+
+def test_the_flatness_test_catches_a_relu_kink_that_grad_cannot_see():
+    """relu(0.3 (r - 1) A): a kink at r = 1 with slope 0.3|A| on one side; jax.grad there is 0."""
+    def kinked(r, a):
+        return jax.nn.relu(0.3 * (r - 1.0) * a)
+
+    with jax.enable_x64(True):
+        adv = jnp.asarray(ADVANTAGES, jnp.float64)
+        assert bool(jnp.all(jax.vmap(jax.grad(kinked))(jnp.ones_like(adv), adv) == 0))  # grad sees nothing
+        assert not vanishes_from_both_sides(kinked, adv)
+
+
+@pytest.mark.parametrize("name", ["lpo", "ta_lpo"])
+@pytest.mark.parametrize("start", ["ppo", "dpo"])
+def test_neural_drifts_are_finite_wherever_their_start_is(name, start):
+    """The features are computed without overflow: at init the drift equals its start even at
+    ratios (1e19, 2e19, 1e38) where u|u| overflows float32."""
+    drift = drifts.get(name, start=start)
+    r = jnp.asarray([1e19, 2e19, 1e38, 1e19, 2e19, 1e38], jnp.float32)
+    a = jnp.asarray([1.0, 1.0, 1.0, -1.0, -1.0, -1.0], jnp.float32)
+    expected = drifts.get(start)({}, r, a)
+    assert bool(jnp.all(jnp.isfinite(expected)))
+    np.testing.assert_array_equal(drift(drift.init(jax.random.PRNGKey(0)), r, a, 0.5), expected)
 
 
 def test_dpo_matches_its_closed_form():
@@ -237,7 +274,7 @@ def test_family_reaches_dpo_from_ppo_and_ppo_from_nothing(start, target):
     from inner_loop import TrainConfig
 
     config = TrainConfig(env_id="CartPole-v1", total_timesteps=8192, lr=1e-2)
-    samples = collect_samples(config, drifts.get("ppo"), {}, jax.random.PRNGKey(0), every=2)
+    samples = collect_samples(config, drifts.get("ppo"), {}, jax.random.PRNGKey(0), every=8)
     assert float(jnp.percentile(samples.ratio, 99)) > 1.2  # the samples leave PPO's clip range
     _, error = fit_family(drifts.get("lpo", start=start, hidden_size=64), drifts.get(target), samples,
                           jax.random.PRNGKey(1), steps=2000)
