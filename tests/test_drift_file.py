@@ -3,9 +3,8 @@
 import io
 import json
 import os
+import re
 import zipfile
-from dataclasses import dataclass
-from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -15,6 +14,7 @@ import pytest
 import discover
 from discover.cli.main import main
 from discover.files.drift_file import FORMAT_VERSION, METADATA_KEY, save_drift
+from discover.theorem.axioms import check_axioms
 from inner_loop import drifts
 from inner_loop.errors import ConfigError
 
@@ -39,7 +39,7 @@ def test_round_trip_gives_identical_values_under_jit_grad_and_vmap(lpo_file):
     grad = jax.vmap(jax.grad(lambda r, a: loaded(r, a)))(ratio, adv)
     np.testing.assert_array_equal(grad, jax.vmap(jax.grad(lambda r, a: drift(params, r, a)))(ratio, adv))
     assert loaded.metadata["format_version"] == FORMAT_VERSION
-    assert loaded.metadata["provenance"]["generation"] == 3 and loaded.metadata["axiom_check"]["passed"]
+    assert loaded.metadata["provenance"]["generation"] == 3 and check_axioms(loaded).passed
     assert loaded.metadata["provenance"]["versions"]["jax"]
 
 
@@ -61,7 +61,7 @@ def test_format_1_files_load_as_the_family_they_were_written_with(name):
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), loaded.params, written)
     ratio, adv = jnp.exp(jnp.linspace(-2, 2, 17)), jnp.linspace(-3, 3, 17)
     np.testing.assert_allclose(loaded(ratio, adv, 0.3), v1(written, ratio, adv, 0.3), rtol=1e-6)
-    assert loaded.metadata["axiom_check"]["passed"]
+    assert check_axioms(loaded).passed
 
 
 def test_loaded_drift_in_a_hand_written_ppo_loss(tmp_path):
@@ -102,17 +102,7 @@ def _rewrite(path, out, change_meta=None, change_arrays=None):
     return str(out)
 
 
-@dataclass(frozen=True)
-class _NegativeDrift(drifts.Drift):
-    """Deliberately invalid: negative away from r = 1."""
-
-    name: ClassVar[str] = "negative_for_test"
-
-    def __call__(self, params, ratio, advantage, progress=0.0):
-        return -((ratio - 1.0) ** 2) * jnp.ones_like(advantage)
-
-
-def test_every_bad_file_is_a_one_line_error_naming_the_file(lpo_file, tmp_path, monkeypatch, capsys):
+def test_every_bad_file_is_a_one_line_error_naming_the_file(lpo_file, tmp_path, capsys):
     path, _, _ = lpo_file
     data = open(path, "rb").read()
     (tmp_path / "garbage.npz").write_bytes(b"not a zip file at all" * 10)
@@ -142,9 +132,8 @@ def test_every_bad_file_is_a_one_line_error_naming_the_file(lpo_file, tmp_path, 
         "option_null": lambda m: m["options"].update(init_scale=None),
     }.items()}
 
-    monkeypatch.setitem(drifts.ZOO, _NegativeDrift.name, _NegativeDrift)
     invalid = str(tmp_path / "invalid.npz")
-    save_drift(invalid, _NegativeDrift(), {})
+    save_drift(invalid, drifts.get("closed_form", expression="-(r - 1)**2"), {})
     cases = [
         (str(tmp_path / "nope.npz"), "does not exist"),
         (str(tmp_path), "is a folder"),
@@ -201,7 +190,7 @@ def test_saving_new_params_of_the_same_drift_does_not_compile_the_axiom_checks_a
         save_drift(str(tmp_path / "b.drift.npz"), drift, jax.tree.map(lambda x: x + 0.3, params))
     assert not [r for r in caplog.records if "Finished XLA compilation of jit(<lambda>)" in r.getMessage()]
     a, b = (discover.load_drift(str(tmp_path / f"{n}.drift.npz")) for n in "ab")
-    assert a.metadata["axiom_check"]["passed"] and b.metadata["axiom_check"]["passed"]
+    assert check_axioms(a).passed and check_axioms(b).passed
     assert float(a(1.5, 1.0)) != float(b(1.5, 1.0))
 
 
@@ -268,7 +257,7 @@ def test_the_discovered_transfer_drift_ships_with_the_package_under_its_name(tmp
     provenance = loaded.metadata["provenance"]
     assert loaded.name == "lpo" and provenance["sweep"] == "transfer-v1"
     assert provenance["training_envs"] == ["CartPole-v1", "Pendulum-v1"]
-    assert provenance["test_envs"] == ["Acrobot-v1", "Breakout-MinAtar"] and loaded.metadata["axiom_check"]["passed"]
+    assert provenance["test_envs"] == ["Acrobot-v1", "Breakout-MinAtar"] and check_axioms(loaded).passed
     (entry,) = resolve_entries(["transfer-v1"], [])
     assert entry["label"] == "transfer-v1" and entry["training_envs"] == ["CartPole-v1", "Pendulum-v1"]
     monkeypatch.chdir(tmp_path)
@@ -277,3 +266,67 @@ def test_the_discovered_transfer_drift_ships_with_the_package_under_its_name(tmp
     assert "transfer-v1" in shown and "Acrobot-v1, Breakout-MinAtar" in shown and "docs/results/transfer" in shown
     (tmp_path / "transfer-v1").write_text("a local file of that name wins")
     assert drift_file_path("transfer-v1") == "transfer-v1"
+
+
+# Formulas a drift file can carry (issue 23): each crashed, or loaded as valid. The file claims
+# `axiom_check.passed: true`; the claim is never trusted.
+LONG_CHAIN = "+".join(["r"] * 400)
+HOSTILE_FORMULAS = [
+    (f"({LONG_CHAIN})(1)", "call of 'r+r+r"),  # was RecursionError in ast.unparse
+    (f"({LONG_CHAIN}, 1)", "Tuple ('(r+r+r"),  # the same, in a tuple
+    ("0**-1*(r-1)**2", "the constant part '0**-1' is inf in float32"),  # was ZeroDivisionError
+    ("(1e300)**2*(r-1)**2", "constant 1e300 is not a finite float32 number"),  # was OverflowError
+    ("(r-1)**2*(1+(-1)**0.5)", "the constant part '(-1)**0.5' is nan"),  # was a complex drift
+    ("(r-1)**2*(1-2*relu(r-2e6))", "axiom 'non-negative' fails: min d = -"),  # negative from r = 2e6
+    ("(r-1)**2 - 5e-7", "axiom 'zero at identity' fails"),  # -5e-7 at r = 1 was within tolerance
+    ("relu(A-20000)*abs(r-1)", "axiom 'zero slope at identity' fails"),  # a kink where |A| > 2e4
+]
+HOSTILE_IDS = ["long-call", "long-tuple", "zero-division", "overflow", "complex", "negative-at-1e7",
+               "negative-offset", "kink-at-large-A"]
+
+
+def hostile_file(tmp_path, expression):
+    """A closed_form drift file holding `expression`, claiming it passed the axiom check."""
+    valid = str(tmp_path / "valid.drift.npz")
+    save_drift(valid, drifts.get("closed_form", expression="(r - 1)**2"), {})
+
+    def claim(meta):
+        meta["options"]["expression"] = meta["architecture"]["expression"] = expression
+        assert meta["axiom_check"]["passed"] is True
+
+    return _rewrite(valid, tmp_path / "hostile.drift.npz", claim)
+
+
+@pytest.mark.parametrize("expression,fragment", HOSTILE_FORMULAS, ids=HOSTILE_IDS)
+def test_a_hostile_formula_in_a_drift_file_is_one_line_from_load_drift(tmp_path, expression, fragment):
+    path = hostile_file(tmp_path, expression)
+    with pytest.raises(ConfigError) as err:
+        discover.load_drift(path)
+    message = str(err.value)
+    assert fragment in message and repr(path) in message and "\n" not in message, message
+
+
+@pytest.mark.parametrize("expression,fragment", HOSTILE_FORMULAS, ids=HOSTILE_IDS)
+def test_a_hostile_formula_is_exit_2_or_a_failed_verdict_from_every_command(tmp_path, expression, fragment, capsys):
+    """train and compare refuse before any work; inspect and verify load without the axiom gate,
+    so a formula that does not parse is exit 2 there, and one that breaks an axiom is reported
+    (exit 1: inspect shows 'axioms now: FAIL', verify FAILED)."""
+    path = hostile_file(tmp_path, expression)
+    breaks_axioms = fragment.startswith("axiom")
+    tiny = ["--set", "total_timesteps=256", "--set", "num_envs=4", "--set", "num_steps=16"]
+    commands = [["train", "--drift", path, "--env", "CartPole-v1", *tiny], ["compare", path, "-o", str(tmp_path / "r"), *tiny]]
+    if not breaks_axioms:
+        commands += [["inspect", path, "--png", str(tmp_path / "h.png")], ["verify", path]]
+    for argv in commands:
+        assert main(argv) == 2, argv
+        out, err = capsys.readouterr()
+        assert fragment in err and err.count("\n") == 1 and "Traceback" not in err, (argv, err)
+    assert not (tmp_path / "r").exists() and not (tmp_path / "h.png").exists()
+    if breaks_axioms:
+        assert main(["inspect", path, "--png", str(tmp_path / "h.png")]) == 1
+        shown = capsys.readouterr().out
+        assert re.search(r"axioms at write time\s*│\s*pass", shown) and re.search(r"axioms now\s*│\s*FAIL", shown)
+        verify = ["verify", path, "--set", "num_mdps=2", "--set", "iterations=2", "--set", "inner_steps=2",
+                  "--set", "inner_restarts=0", "--set", "axiom_random_points=64"]
+        assert main(verify) == 1
+        assert "FAILED" in capsys.readouterr().out

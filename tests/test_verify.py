@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from discover.theorem import mdp as tabular, mirror
-from discover.theorem.axioms import check_axioms
+from discover.theorem.axioms import SLOPE_CHECK, check_axioms
 from discover.theorem.config import VerifyConfig, mdp_rng
 from discover.theorem.mdp import MDP
 from discover.theorem.verdict import verify_drift
@@ -131,14 +131,18 @@ def failed_axioms(result):
 
 @pytest.mark.parametrize("fn,failing", [
     (negative_quadratic, {"non-negative"}),
-    (slope_at_identity,
-     {"non-negative", "zero slope at identity (grad)", "zero slope at identity (two-sided, float64)"}),
-    (hidden_kink, {"zero slope at identity (two-sided, float64)"}),  # autodiff alone misses it
+    (slope_at_identity, {"non-negative", SLOPE_CHECK}),
+    (hidden_kink, {SLOPE_CHECK}),  # autodiff alone misses it
     (lambda r, a, p=0.0: jax.nn.relu(1e10 * (r - 1.0) * a - 1e-4),  # the published ReLU(net - 1e-4) shape
-     {"zero slope at identity (two-sided, float64)"}),
+     {SLOPE_CHECK}),
     (lambda r, a, p=0.0: 0.01 + 0.0 * r * a, {"zero at identity"}),
     (lambda r, a, p=0.0: (r - 1.0) ** 2 / (a * a), {"finite"}),  # inf at A = 0
-], ids=["negative", "slope", "kink", "relu-flat-region", "not-zero-at-1", "not-finite"])
+    # Reachable in training but outside the old check's r in [1e-6, 1e6], |A| <= 1e4, tolerance 1e-6:
+    (lambda r, a, p=0.0: (r - 1.0) ** 2 * (1 - 2 * jax.nn.relu(r - 2e6)), {"non-negative"}),  # < 0 from r = 2e6
+    (lambda r, a, p=0.0: (r - 1.0) ** 2 - 5e-7 + 0 * a, {"non-negative", "zero at identity"}),  # -5e-7 at r = 1
+    (lambda r, a, p=0.0: jax.nn.relu(a - 20000.0) * jnp.abs(r - 1.0), {SLOPE_CHECK}),  # a kink for A > 2e4
+], ids=["negative", "slope", "kink", "relu-flat-region", "not-zero-at-1", "not-finite", "negative-beyond-1e6",
+        "tiny-offset", "kink-at-large-advantage"])
 def test_invalid_drifts_fail_the_right_axiom(fn, failing):
     result = check_axioms(fn, SMALL)
     assert failed_axioms(result) >= failing
@@ -149,14 +153,26 @@ def test_invalid_drifts_fail_the_right_axiom(fn, failing):
             assert set(check.at) == {"ratio", "advantage", "progress"} and check.detail
 
 
+def test_the_checked_domain_is_what_training_reaches():
+    """Log-ratios to the trainer's clip (+-20, both ends on the grid), |A| to 1e6."""
+    from discover.theorem.axioms import axiom_point_count, axiom_points
+
+    r, a, p = axiom_points(SMALL, np.random.default_rng(0))
+    assert np.log(r).min() == pytest.approx(-drifts.LOG_RATIO_CLIP) and np.log(r).max() == pytest.approx(
+        drifts.LOG_RATIO_CLIP)
+    assert np.abs(a).max() == pytest.approx(drifts.ADVANTAGE_MAX) and 0.0 in a
+    assert p.min() == 0 and p.max() == 1 and r.size == axiom_point_count(SMALL)
+
+
 def test_worst_case_is_located():
     check = check_axioms(negative_quadratic, SMALL).check("non-negative")
-    assert check.worst == pytest.approx(-2.0 * (1e6 - 1.0) ** 2, rel=1e-5)
-    assert check.at["ratio"] == pytest.approx(1e6)
+    top = np.exp(drifts.LOG_RATIO_CLIP)
+    assert check.worst == pytest.approx(-2.0 * (top - 1.0) ** 2, rel=1e-5)
+    assert check.at["ratio"] == pytest.approx(top)
 
 
 def test_kink_detail_names_the_side_and_quotients():
-    check = check_axioms(hidden_kink, SMALL).check("zero slope at identity (two-sided, float64)")
+    check = check_axioms(hidden_kink, SMALL).check(SLOPE_CHECK)
     assert check.worst == pytest.approx(0.5, rel=1e-3) and check.at["ratio"] > 1
     assert "right difference quotient" in check.detail
 
@@ -204,7 +220,7 @@ def test_a_slope_at_identity_fails_the_axiom_and_can_break_improvement():
     # E_{a~pi_old}[0.1 (r - 1)] = 0.1 (sum_a pi - 1) = 0, so its updates are GPI's: the
     # per-sample axioms are sufficient for the theorem, not necessary.)
     result = verify_drift(advantage_slope, SMALL)
-    assert "zero slope at identity (grad)" in failed_axioms(result.axioms)
+    assert SLOPE_CHECK in failed_axioms(result.axioms)
     assert result.improvement.violations > 0 and result.improvement.worst_at["iteration"] == 0
 
 
@@ -243,28 +259,15 @@ def test_cli_passes_and_writes_the_verdict(main, tmp_path, capsys):
     assert "monotonic improvement" in printed and "PASSED" in printed
 
 
-def test_cli_failing_drift_file_exits_1(main, tmp_path, monkeypatch, capsys):
-    import discover.training.resolver
-    from discover.files.drift_file import LoadedDrift
-    from inner_loop.drifts import Drift
+def test_cli_failing_drift_file_exits_1(main, tmp_path, capsys):
+    """A real drift file that breaks the axioms (a closed form, negative beyond r = 2e6): verify
+    loads it without the axiom gate, checks it, and fails."""
+    from discover.files.drift_file import save_drift
 
-    class NegativeQuadratic(Drift):  # no zoo family can break the axioms, so no real file can
-        name = "negative_quadratic"
-
-        def __call__(self, params, ratio, advantage, progress=0.0):
-            return negative_quadratic(ratio, advantage, progress)
-
-    seen = {}
-
-    def fake_load_drift(path, check_axioms=True):
-        seen["args"] = (path, check_axioms)
-        return LoadedDrift(NegativeQuadratic(), {}, {})
-
-    monkeypatch.setattr(discover.training.resolver, "load_drift", fake_load_drift)
+    path = str(tmp_path / "bad.drift.npz")
+    save_drift(path, drifts.get("closed_form", expression="(r-1)**2*(1-2*relu(r-2e6))"), {})
     out = tmp_path / "verdict.json"
-    path = str(tmp_path / "bad.npz")
     assert main(["verify", path, *settings(TINY_SETTINGS), "--out", str(out)]) == 1
-    assert seen["args"] == (path, False)  # verify checks the axioms itself, so loading must not refuse
     result = json.loads(out.read_text())
     assert result["passed"] is False and any("non-negative" in f for f in result["failures"])
     assert "FAILED" in capsys.readouterr().out

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from discover.cli.args import add_settings_argument
 from discover.files.atomic import check_output_file, write_json_atomic
+from discover.theorem.axioms import axiom_point_count
 from discover.theorem.config import VerifyConfig
 from discover.theorem.verdict import VerifyResult, verify_drift
 from discover.training.resolver import allowed_drifts, resolve_drift, split_drift_settings
@@ -65,7 +66,7 @@ def cmd_verify(args) -> int:
     if args.out:
         check_output_file(args.out)
     console = Console(stderr=True)
-    console.print(f"verifying [bold]{args.drift}[/]: axioms on {_axiom_point_count(config):,} points, then "
+    console.print(f"verifying [bold]{args.drift}[/]: axioms on {axiom_point_count(config):,} points, then "
                   f"{config.num_mdps} random MDPs ({config.num_states} states x {config.num_actions} actions) "
                   f"x {config.iterations} mirror-learning updates")
     result = verify_drift(drift_fn, config)
@@ -115,8 +116,3 @@ def verdict_table(result: VerifyResult, drift_label: str):
     table.caption = ("[green]PASSED[/]: the drift satisfies the axioms and improved monotonically on every MDP"
                      if result.passed else "[bold red]FAILED[/]: " + "; ".join(result.failures))
     return table
-
-
-def _axiom_point_count(config: VerifyConfig) -> int:
-    grid = (config.axiom_ratios + 9) * (2 * config.axiom_advantages + 1) * config.axiom_progress
-    return grid + config.axiom_random_points

@@ -6,11 +6,11 @@ Framework of Policy Optimisation", Theorem 3.6): `config` (what is checked), `ax
 (`check_axioms`), `mdp` (exact finite MDPs), `mirror` (the exact mirror update) and `verdict`
 (`verify_drift`); `discover verify` is its command. Two kinds of evidence:
 
-1. **Axioms**, numerically, on a dense grid plus random points (ratios 1e-6..1e6,
-   advantages +-1e4 down to 1e-8 and 0, progress 0..1): `d >= 0`, `d(1, A) = 0`, zero
-   slope at `r = 1` by `jax.grad` *and* by two-sided difference quotients in float64 (a
-   kink at `r = 1` that `relu'(0) = 0` hides from autodiff is caught there), and finite
-   values and gradients.
+1. **Axioms**, numerically, on a dense grid plus random points of the domain training
+   reaches (log-ratios -20..20, the trainer's clip; advantages +-1e6 down to 1e-8 and 0;
+   progress 0..1): `d >= 0` and `d(1, A) = 0` exactly, zero slope at `r = 1` by one-sided
+   difference quotients in float64 on each side (a kink at `r = 1` that `relu'(0) = 0`
+   hides from autodiff is caught there), and finite values and gradients.
 2. **The theorem itself**, exactly, on a batch of random finite MDPs (vmapped, jitted; the
    MDP machinery in float64, the drift in float32 as in training unless `drift_dtype` says
    otherwise): starting from the uniform policy, each mirror-learning update maximises,
