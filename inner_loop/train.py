@@ -28,7 +28,7 @@ import optax
 
 from inner_loop import networks
 from inner_loop.config import Hyperparams, TrainConfig
-from inner_loop.drifts import Drift
+from inner_loop.drifts import LOG_RATIO_CLIP, Drift
 from inner_loop.envs import EnvSpec, RunningMeanStd, flatten_obs, make_env
 from inner_loop.gae import compute_gae
 from inner_loop.neighbourhoods import kl_ball_step
@@ -81,6 +81,13 @@ class Batch(NamedTuple):
     value: jax.Array
     advantage: jax.Array
     target: jax.Array
+
+
+class DriftInputs(NamedTuple):
+    """The (ratio, advantage) the drift was evaluated at in a policy step."""
+
+    ratio: jax.Array
+    advantage: jax.Array
 
 
 class Trainer:
@@ -161,37 +168,40 @@ class Trainer:
         return {"final_return": final_return, "curve": curve, **per_update}
 
     def update_samples(self, state: RunnerState, drift_params, hparams: Hyperparams | None = None):
-        """One update, and the (ratio, advantage, progress) samples the drift saw in it:
-        `(state, (ratio, advantage, progress))`, each (batch_size,). The ratio is the
-        updated policy's over the rollout policy's; the advantage normalised over the batch.
+        """`update`, and the (ratio, advantage, progress) the drift was evaluated at in it:
+        `(state, (ratio, advantage, progress))`, each flat. The state is `update`'s.
+
+        Neighbourhood "none": every minibatch step of every epoch, (update_epochs * batch_size,),
+        the ratio at that step's params and the advantage normalised per minibatch (if enabled).
+        "kl_ball": the step taken (r = 1 if the line search rejected it), on the whole batch.
         """
         hparams = self.default_hparams() if hparams is None else hparams
         progress = state.update.astype(jnp.float32) / self.num_updates
-        after_rollout, traj, _ = self._rollout(state, hparams)  # the same rollout update makes
-        batch = self._batch(after_rollout, traj, hparams)
-        state, _ = self.update(state, drift_params, hparams)
-        dist = self.net.actor.apply(state.params["actor"], batch.obs)
-        log_ratio = networks.log_prob(dist, batch.action, self.spec.discrete) - batch.log_prob
-        ratio = jnp.exp(jnp.clip(log_ratio, -20.0, 20.0))
-        advantage = (batch.advantage - batch.advantage.mean()) / (batch.advantage.std() + 1e-8)
+        state, _, inputs = self._update(state, drift_params, hparams, record=True)
+        ratio, advantage = (x.reshape(-1) for x in inputs)
         return state, (ratio, advantage, jnp.full_like(ratio, progress))
 
     # ---- one update ------------------------------------------------------------------
     def update(self, state: RunnerState, drift_params, hparams: Hyperparams):
+        state, metrics, _ = self._update(state, drift_params, hparams, record=False)
+        return state, metrics
+
+    def _update(self, state: RunnerState, drift_params, hparams: Hyperparams, *, record: bool):
+        """(state, metrics, the DriftInputs of the update, or None unless `record`)."""
         cfg = self.config
         progress = state.update.astype(jnp.float32) / self.num_updates
         state, traj, episode_stats = self._rollout(state, hparams)
         batch = self._batch(state, traj, hparams)
         key, update_key = jax.random.split(state.key)
         if cfg.neighbourhood == "kl_ball":
-            params, opt_state, metrics = self._kl_ball_update(
+            params, opt_state, metrics, inputs = self._kl_ball_update(
                 state.params, state.opt_state, batch, drift_params, progress, hparams, update_key)
         else:
-            params, opt_state, metrics = self._minibatch_epochs(
+            params, opt_state, metrics, inputs = self._minibatch_epochs(
                 state.params, state.opt_state, batch, drift_params, progress, hparams, update_key,
-                policy=True)
+                policy=True, record=record)
         state = state.replace(params=params, opt_state=opt_state, key=key, update=state.update + 1)
-        return state, {**episode_stats, **metrics}
+        return state, {**episode_stats, **metrics}, inputs if record else None
 
     def _rollout(self, state: RunnerState, hparams: Hyperparams):
         """`num_steps` steps of all envs. Only env-side state is carried through the scan;
@@ -285,10 +295,11 @@ class Trainer:
         return params["critic"] if self.config.neighbourhood == "kl_ball" else params
 
     def _policy_terms(self, actor_params, batch: Batch, drift_params, progress, advantage):
+        """(mirror objective, metrics, DriftInputs): the one place the drift is evaluated."""
         dist = self.net.actor.apply(actor_params, batch.obs)
         log_ratio = networks.log_prob(dist, batch.action, self.spec.discrete) - batch.log_prob
         # r in [e^-20, e^20]: keeps log r and r*A finite for every drift (never binds in practice)
-        log_ratio = jnp.clip(log_ratio, -20.0, 20.0)
+        log_ratio = jnp.clip(log_ratio, -LOG_RATIO_CLIP, LOG_RATIO_CLIP)
         ratio = jnp.exp(log_ratio)
         drift = self.drift(drift_params, ratio, advantage, progress)
         objective = jnp.mean(ratio * advantage - drift)
@@ -297,7 +308,7 @@ class Trainer:
             "approx_kl": jnp.mean((ratio - 1.0) - log_ratio),
             "drift": jnp.mean(drift),
         }
-        return objective, info
+        return objective, info, DriftInputs(ratio, advantage)
 
     def _value_loss(self, critic_params, batch: Batch, hparams: Hyperparams):
         value = self.net.critic.apply(critic_params, batch.obs)
@@ -312,26 +323,29 @@ class Trainer:
         return (advantage - advantage.mean()) / (advantage.std() + 1e-8)
 
     def _minibatch_epochs(self, params, opt_state, batch: Batch, drift_params, progress, hparams,
-                          key, *, policy: bool):
-        """`update_epochs` shuffled passes of minibatch Adam (mirror objective + value loss)."""
+                          key, *, policy: bool, record: bool = False):
+        """`update_epochs` shuffled passes of minibatch Adam (mirror objective + value loss):
+        (params, opt_state, mean metrics, DriftInputs of each step if `record` else None)."""
         cfg = self.config
         tx = self._optimizer(hparams)
 
         def loss_fn(trained, minibatch):
             if not policy:
                 value_loss = self._value_loss(trained, minibatch, hparams)
-                return value_loss, {"value_loss": value_loss}
+                return value_loss, ({"value_loss": value_loss}, None)
             advantage = self._normalized_advantage(minibatch.advantage)
-            objective, info = self._policy_terms(trained["actor"], minibatch, drift_params, progress, advantage)
+            objective, info, inputs = self._policy_terms(trained["actor"], minibatch, drift_params, progress,
+                                                         advantage)
             value_loss = self._value_loss(trained["critic"], minibatch, hparams)
             loss = -objective + hparams.vf_coef * value_loss - hparams.ent_coef * info["entropy"]
-            return loss, {"policy_loss": -objective, "value_loss": value_loss, **info}
+            return loss, ({"policy_loss": -objective, "value_loss": value_loss, **info}, inputs)
 
         def minibatch_step(carry, minibatch):
             trained, opt_state = carry
-            grads, info = jax.grad(loss_fn, has_aux=True)(trained, minibatch)
+            grads, (info, inputs) = jax.grad(loss_fn, has_aux=True)(trained, minibatch)
             updates, opt_state = tx.update(grads, opt_state, trained)
-            return (optax.apply_updates(trained, updates), opt_state), info
+            # only update_samples stacks the inputs: update's scan carries nothing extra
+            return (optax.apply_updates(trained, updates), opt_state), (info, inputs if record else None)
 
         def epoch(carry, epoch_key):
             perm = random_permutation(epoch_key, cfg.batch_size)
@@ -341,10 +355,10 @@ class Trainer:
             return jax.lax.scan(minibatch_step, carry, shuffled)
 
         trained = params if policy else params["critic"]
-        (trained, opt_state), info = jax.lax.scan(epoch, (trained, opt_state),
-                                                  jax.random.split(key, cfg.update_epochs))
+        (trained, opt_state), (info, inputs) = jax.lax.scan(epoch, (trained, opt_state),
+                                                            jax.random.split(key, cfg.update_epochs))
         params = trained if policy else {**params, "critic": trained}
-        return params, opt_state, jax.tree.map(jnp.mean, info)
+        return params, opt_state, jax.tree.map(jnp.mean, info), inputs
 
     def _kl_ball_update(self, params, opt_state, batch: Batch, drift_params, progress, hparams, key):
         cfg, discrete = self.config, self.spec.discrete
@@ -364,11 +378,12 @@ class Trainer:
         actor, step_info = kl_ball_step(params["actor"], objective, mean_kl, delta=delta,
                                         cg_iters=cfg.cg_iters, cg_damping=cfg.cg_damping,
                                         line_search_steps=cfg.line_search_steps)
-        new_objective, info = self._policy_terms(actor, batch, drift_params, progress, advantage)
+        # the step taken is the drift's input that counted (update_samples records it)
+        new_objective, info, inputs = self._policy_terms(actor, batch, drift_params, progress, advantage)
         info["approx_kl"] = mean_kl(actor)
-        params, opt_state, value_info = self._minibatch_epochs(
+        params, opt_state, value_info, _ = self._minibatch_epochs(
             {**params, "actor": actor}, opt_state, batch, drift_params, progress, hparams, key, policy=False)
-        return params, opt_state, {"policy_loss": -new_objective, **value_info, **info, **step_info}
+        return params, opt_state, {"policy_loss": -new_objective, **value_info, **info, **step_info}, inputs
 
 
 def make_train(config: TrainConfig, drift: Drift) -> Trainer:

@@ -156,3 +156,65 @@ def test_final_return_is_the_mean_of_episodes_in_the_last_window():
     summary = trainer.summarize({"episode_return_sum": sums, "episode_count": counts})
     assert float(summary["final_return"]) == pytest.approx(390.0 / 2)
     assert float(summary["curve"][38]) == pytest.approx(370.0 / 2)  # carried forward
+
+
+# ---- update_samples: the (ratio, advantage, progress) the drift is evaluated at in training ----
+
+@pytest.fixture(scope="module")
+def tiny_sampler():
+    """TINY's PPO trainer, its jitted update_samples and its first state (one compile for the module)."""
+    trainer = make_train(TINY, drifts.get("ppo"))
+    return trainer, jax.jit(trainer.update_samples), trainer.init(jax.random.PRNGKey(0))
+
+
+@pytest.mark.slow
+def test_update_samples_are_each_minibatch_steps_inputs_normalised_per_minibatch(tiny_sampler):
+    trainer, update_samples, state = tiny_sampler
+    _, (ratio, advantage, progress) = update_samples(state, {}, trainer.default_hparams())
+    steps = TINY.update_epochs * TINY.num_minibatches
+    assert ratio.shape == advantage.shape == progress.shape == (TINY.update_epochs * TINY.batch_size,)
+    per_step = np.asarray(advantage).reshape(steps, TINY.minibatch_size)
+    np.testing.assert_allclose(per_step.mean(axis=1), 0.0, atol=1e-5)  # each minibatch, not just the batch
+    np.testing.assert_allclose(per_step.std(axis=1), 1.0, atol=1e-4)
+    ratio = np.asarray(ratio).reshape(steps, TINY.minibatch_size)
+    np.testing.assert_allclose(ratio[0], 1.0, atol=1e-6)  # the first step is taken at the rollout's params
+    assert float(np.abs(ratio[-1] - 1.0).max()) > 1e-3  # later steps at the params of that step
+    assert np.all(np.asarray(progress) == 0.0)  # update 0 of TINY.num_updates
+
+
+@pytest.mark.slow
+def test_update_samples_clip_the_log_ratio_as_training_does(tiny_sampler):
+    trainer, update_samples, state = tiny_sampler
+    # lr 10: the policy jumps so far off the rollout's that some log ratios pass -20
+    huge_lr = trainer.default_hparams().replace(lr=jnp.asarray(10.0, jnp.float32))
+    _, (ratio, _, _) = update_samples(state, {}, huge_lr)
+    floor = np.exp(np.float32(-drifts.LOG_RATIO_CLIP))
+    assert float(ratio.min()) == pytest.approx(floor, rel=1e-6)  # clipped, so reached and not passed
+    assert float(ratio.max()) <= np.exp(np.float32(drifts.LOG_RATIO_CLIP))
+
+
+@pytest.mark.slow
+def test_update_samples_without_normalisation_are_the_raw_gae_advantages():
+    config = TINY.replace(normalize_advantages=False)
+    trainer = make_train(config, drifts.get("ppo"))
+    state, hparams = trainer.init(jax.random.PRNGKey(0)), trainer.default_hparams()
+    _, (_, advantage, _) = jax.jit(trainer.update_samples)(state, {})
+    after_rollout, traj, _ = trainer._rollout(state, hparams)  # the rollout and GAE update_samples' update makes
+    gae = np.sort(np.asarray(trainer._batch(after_rollout, traj, hparams).advantage))
+    for epoch in np.asarray(advantage).reshape(config.update_epochs, config.batch_size):
+        np.testing.assert_allclose(np.sort(epoch), gae, rtol=1e-5, atol=1e-6)  # each epoch: a shuffle of them
+    assert float(np.abs(gae.mean())) > 0.1  # raw, so not centred
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("neighbourhood", ["none", "kl_ball"])
+def test_update_samples_leave_the_training_trajectory_unchanged(neighbourhood):
+    trainer = make_train(TINY.replace(neighbourhood=neighbourhood), drifts.get("ppo"))
+    state = trainer.init(jax.random.PRNGKey(0))
+    sampled, (ratio, advantage, _) = jax.jit(trainer.update_samples)(state, {})
+    trained, _ = jax.jit(trainer.update)(state, {}, trainer.default_hparams())
+    for got, want in zip(jax.tree.leaves(sampled), jax.tree.leaves(trained)):
+        np.testing.assert_array_equal(got, want)
+    if neighbourhood == "kl_ball":  # one step on the whole batch, normalised over it
+        assert ratio.shape == (TINY.batch_size,)
+        assert abs(float(advantage.mean())) < 1e-5 and float(advantage.std()) == pytest.approx(1.0, abs=1e-4)

@@ -3,14 +3,14 @@
     data = distill_data(resolved, config, key)   # DistillData: ratio, advantage, progress, weight, target
 
 Run samples come from `discover.training.reach.collect_samples` (the (ratio, advantage,
-progress) the drift saw in each update, `Trainer.update_samples`) of `config.seeds` vmapped
-runs per env, each env at the inner config its sweep used (the drift file's
-`provenance.sweep_config`, else the env's preset) and `config.timesteps` steps. A uniform
-random subset of `config.max_samples` carries weight `1 - grid_share`; a grid over
-r in [GRID_RATIO_MIN, GRID_RATIO_MAX], A in [-GRID_ADVANTAGE, GRID_ADVANTAGE] and p in [0, 1]
-carries `grid_share`, spread over its cells in proportion to how many run samples fall in
-each (plus a GRID_FLOOR share spread evenly), so the formula is held where training goes
-and still pinned down near it.
+progress) the drift was evaluated at in each minibatch step of training,
+`Trainer.update_samples`) of `config.seeds` vmapped runs per env, each env at the inner
+config its sweep used (the drift file's `provenance.sweep_config`, else the env's preset)
+and `config.timesteps` steps. A uniform random subset of `config.max_samples` carries weight
+`1 - grid_share`; a grid over r in [GRID_RATIO_MIN, GRID_RATIO_MAX], A in
+[-GRID_ADVANTAGE, GRID_ADVANTAGE] and p in [0, 1] carries `grid_share`, spread over its
+cells in proportion to how many run samples fall in each (plus a GRID_FLOOR share spread
+evenly), so the formula is held where training goes and still pinned down near it.
 """
 
 from __future__ import annotations

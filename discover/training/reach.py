@@ -23,14 +23,15 @@ from inner_loop.drifts import Drift
 
 class Samples(NamedTuple):
     ratio: jax.Array  # (n,)
-    advantage: jax.Array  # (n,) normalised over each update's batch
+    advantage: jax.Array  # (n,) as the drift got it: normalised per minibatch (if the config normalises)
     progress: jax.Array  # (n,) training progress in [0, 1)
 
 
 def collect_samples(config: TrainConfig, drift: Drift, drift_params: Any, key: jax.Array, every: int = 1,
                     seeds: int | None = None) -> Samples:
     """The samples the drift saw in every `every`-th update of one run of `drift` on `config`
-    (or of `seeds` runs, vmapped over `jax.random.split(key, seeds)`)."""
+    (or of `seeds` runs, vmapped over `jax.random.split(key, seeds)`): `Trainer.update_samples`'
+    inputs of every minibatch step, so `update_epochs * batch_size` per kept update."""
     trainer = make_train(config, drift)
 
     @jax.jit
