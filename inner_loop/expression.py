@@ -148,7 +148,7 @@ def _check_node(node: ast.AST, text: str) -> list[ast.AST]:
         except OverflowError:  # an integer literal beyond float range
             finite = False
         if not finite:
-            raise ConfigError(f"expression: constant {_source(text, node)} is not a finite float32 number "
+            raise ConfigError(f"expression: constant {_source(text, node)} is not finite in float32 "
                               f"(|x| <= {FLOAT32_MAX:.4g})")
         return []
     if isinstance(node, ast.Name):

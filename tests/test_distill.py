@@ -77,6 +77,14 @@ MALICIOUS = {
     "string": ("'r'", "character \"'\""),
     "infinite constant": ("1e999 * r", "not finite"),
     "comparison": ("r < 1", "character '<'"),
+    # Each crashed before (issue 23): RecursionError, ZeroDivisionError, OverflowError, a complex drift.
+    "long chain called": ("(" + "+".join(["r"] * 400) + ")(1)", "call of 'r+r+r"),
+    "long chain in a tuple": ("(" + "+".join(["r"] * 400) + ", 1)", "Tuple ('(r+r+r"),
+    "division by zero": ("0**-1*(r-1)**2", "the constant part '0**-1' is inf in float32"),
+    "overflowing constant": ("(1e300)**2*(r-1)**2", "constant 1e300 is not finite in float32"),
+    "complex constant": ("(r-1)**2*(1+(-1)**0.5)", "the constant part '(-1)**0.5' is nan in float32"),
+    "beyond float32": ("1e39 * r", "constant 1e39 is not finite in float32"),
+    "constant overflowing in float32": ("exp(89) * (r-1)**2", "the constant part 'exp(89)' is inf"),
 }
 
 
@@ -85,6 +93,15 @@ def test_expressions_outside_the_grammar_are_one_line_errors(text, message):
     with pytest.raises(ConfigError) as err:
         compile_expression(text)
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_constant_parts_are_float32_numbers_computed_once_even_when_first_built_under_jit():
+    text = "(r - 1)**2 * exp(2) * 2**-1 + 0*A"  # a new text: compile_expression's cache has not seen it
+    r = jnp.asarray([0.5, 1.0, 3.0], jnp.float32)
+    got = jax.jit(lambda r: compile_expression(text)(r, jnp.ones_like(r)))(r)
+    want = (r - 1) ** 2 * jnp.exp(jnp.float32(2)) * jnp.float32(0.5)
+    np.testing.assert_allclose(got, want, rtol=1e-7)
+    assert got.dtype == jnp.float32
 
 
 def test_the_grammar_evaluates_every_allowed_construct_like_jnp():

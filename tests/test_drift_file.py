@@ -71,11 +71,13 @@ def test_loaded_drift_in_a_hand_written_ppo_loss(tmp_path):
     drift = discover.load_drift(path)
 
     def mirror_loss(logp, logp_old, adv, progress=0.0):
-        ratio = jnp.exp(logp - logp_old)
+        ratio = jnp.exp(jnp.clip(logp - logp_old, -20.0, 20.0))
+        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
         return -jnp.mean(ratio * adv - drift(ratio, adv, progress))
 
     def clipped_loss(logp, logp_old, adv):
         ratio = jnp.exp(logp - logp_old)
+        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
         return -jnp.mean(jnp.minimum(ratio * adv, jnp.clip(ratio, 0.8, 1.2) * adv))
 
     key1, key2, key3 = jax.random.split(jax.random.PRNGKey(0), 3)
@@ -275,7 +277,7 @@ HOSTILE_FORMULAS = [
     (f"({LONG_CHAIN})(1)", "call of 'r+r+r"),  # was RecursionError in ast.unparse
     (f"({LONG_CHAIN}, 1)", "Tuple ('(r+r+r"),  # the same, in a tuple
     ("0**-1*(r-1)**2", "the constant part '0**-1' is inf in float32"),  # was ZeroDivisionError
-    ("(1e300)**2*(r-1)**2", "constant 1e300 is not a finite float32 number"),  # was OverflowError
+    ("(1e300)**2*(r-1)**2", "constant 1e300 is not finite in float32"),  # was OverflowError
     ("(r-1)**2*(1+(-1)**0.5)", "the constant part '(-1)**0.5' is nan"),  # was a complex drift
     ("(r-1)**2*(1-2*relu(r-2e6))", "axiom 'non-negative' fails: min d = -"),  # negative from r = 2e6
     ("(r-1)**2 - 5e-7", "axiom 'zero at identity' fails"),  # -5e-7 at r = 1 was within tolerance
