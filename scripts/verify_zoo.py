@@ -47,7 +47,7 @@ def advantage_slope(r, a, p=0.0):
 
 
 AXIOM_LABELS = {"finite": "finite", "non-negative": "d>=0", "zero at identity": "d(1)=0",
-                "zero slope at identity (grad)": "grad", "zero slope at identity (two-sided, float64)": "two-sided"}
+                "zero slope at identity": "flat at 1"}
 
 INVALID = {"ppo - 0.1 (r-1)^2": ppo_minus_quadratic, "-2 (r-1)^2": negative_quadratic,
            "2 (r-1) A": advantage_slope}
