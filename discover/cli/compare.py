@@ -27,6 +27,7 @@ from discover.training.references import untrained_returns
 from discover.training.resolver import resolve_drift, split_drift_settings
 from discover.training.seeds import train_seeds
 from inner_loop.envs import make_env
+from inner_loop.episodes import check_final_window
 from inner_loop.errors import ConfigError
 
 
@@ -103,6 +104,8 @@ def cmd_compare(args) -> int:
     configs = entry_configs(entries, envs, settings)
     # The env's config with no drift-specific fields: the untrained policy's and results.json's.
     env_configs = [resolve_drift("zero").train_config(env, settings[env]) for env in envs]
+    for config in [*configs.values(), *env_configs]:
+        check_final_window(config)  # else every seed fails (NaN) only after all the training
     output = check_report_folder(args.output, args.output)
 
     runs, untrained = train_all(entries, envs, configs, env_configs, args.seeds, args.seed)

@@ -21,6 +21,7 @@ from discover.training.resolver import ResolvedDrift, allowed_drifts, resolve_dr
 from discover.training.seeds import train_seeds
 from inner_loop import TrainConfig
 from inner_loop.envs import make_env
+from inner_loop.episodes import check_final_window
 
 
 def add_train_command(sub) -> None:
@@ -43,7 +44,9 @@ def resolve_train(env_id: str, drift_spec: str, settings: list[str]) -> tuple[Tr
     make_env(env_id)  # unknown env ids fail here, with the allowed list
     drift_pairs, config_pairs = split_drift_settings(settings)
     resolved = resolve_drift(drift_spec, drift_pairs)
-    return resolved.train_config(env_id, config_pairs), resolved
+    config = resolved.train_config(env_id, config_pairs)
+    check_final_window(config)  # a run with no final return at all is refused before training
+    return config, resolved
 
 
 def cmd_train(args) -> int:

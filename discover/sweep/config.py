@@ -44,6 +44,7 @@ from discover.training.settings import parse_value, split_pairs
 from inner_loop import drifts
 from inner_loop.config import Hyperparams, TrainConfig, check_seed, field_types, preset
 from inner_loop.envs import make_env
+from inner_loop.episodes import check_final_window
 from inner_loop.errors import ConfigError
 from outer_loop.sharding import member_mesh
 from outer_loop.strategy import make_strategy, strategy_names
@@ -146,7 +147,8 @@ class SweepConfig:
         make_strategy(self.strategy.name, self.population_size, drift.init(jax.random.PRNGKey(0)),
                       std=self.strategy.std, lr=self.strategy.lr, antithetic=self.strategy.antithetic)
         member_mesh(self.population_size)
-        self.train_configs()
+        for train_config in self.train_configs() + self.test_configs():
+            check_final_window(train_config)  # before any reference run: a NaN final return fails only after them
         return self
 
 
