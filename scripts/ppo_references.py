@@ -20,7 +20,8 @@ import inner_loop  # noqa: F401  (XLA flag before jax)
 import jax
 
 from discover.files.atomic import write_json_atomic
-from discover.training.references import FORMAT_VERSION, find_reference, measure_reference, measure_untrained
+from discover.training.references import (FORMAT_VERSION, find_reference, measure_reference, measure_untrained,
+                                          reference_margin)
 from discover.sweep.config import get_preset
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "discover", "data", "ppo_references.json")
@@ -32,7 +33,8 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=16, help="PPO seeds per env (default 16)")
     parser.add_argument("--seed", type=int, default=12345, help="PRNG seed (default 12345)")
     parser.add_argument("--untrained-only", action="store_true",
-                        help="keep stored PPO returns; add the untrained policy's return where it is missing")
+                        help="keep stored PPO returns; measure the untrained policy's where its per-seed "
+                             "returns are missing")
     args = parser.parse_args()
 
     with open(DATA) as f:
@@ -44,7 +46,7 @@ def main() -> int:
             key = jax.random.fold_in(jax.random.PRNGKey(args.seed), i)
             stored = find_reference(config, entries)
             if args.untrained_only and stored is not None:
-                if "untrained_return" in stored:
+                if "untrained_returns" in stored:  # the margin of check_learnable needs the per-seed returns
                     continue
                 entry = {**stored, **measure_untrained(config, args.seeds, key)}
             else:
@@ -53,7 +55,7 @@ def main() -> int:
             entries = [e for e in entries if find_reference(config, [e]) is None] + [entry]
             print(f"{preset_name}: PPO on {config.env_id}, {config.env_steps:,} steps, {args.seeds} seeds: "
                   f"{entry['ppo_reference_return']:.2f} +- {entry['std']:.2f} (untrained "
-                  f"{entry['untrained_return']:.2f})", flush=True)
+                  f"{entry['untrained_return']:.2f}; margin {reference_margin(entry):.3g})", flush=True)
             write_json_atomic(DATA, {"format_version": FORMAT_VERSION, "note": data.get("note", ""),
                                      "references": entries})
     return 0

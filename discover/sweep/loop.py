@@ -24,6 +24,7 @@ from discover.sweep.checkpoint import load_newest_checkpoint, save_checkpoint
 from discover.sweep.config import SweepConfig
 from discover.sweep.machinery import Machinery, build_machinery, normalisation, resolve_references
 from discover.sweep.run_folder import RunFolder
+from discover.training.references import check_learnable
 from inner_loop import drifts
 from inner_loop.errors import ConfigError
 from outer_loop import EvolutionState, per_env_scores
@@ -97,6 +98,9 @@ class _Sweep:
         if resume:
             self.saved = folder.read_config()
             references, test_references = folder.read_references()
+            for entry in references + test_references:  # checked again: the folder may predate the margin
+                check_learnable(entry, f"{folder.path!r} cannot go on; start a new sweep with a larger "
+                                       "total_timesteps or another lr for that env")
         else:
             references, test_references = resolve_references(config, self.log)
             run_id = f"{self.name}-{time.strftime('%Y%m%d%H%M%S')}".replace("/", "-")[:64]

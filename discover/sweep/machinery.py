@@ -22,10 +22,10 @@ REFERENCE_SEEDS = 16  # seeds of a PPO reference measured at sweep start (when n
 
 def resolve_references(config: SweepConfig, log: Callable[[str], None]) -> tuple[list[dict], list[dict]]:
     """The PPO and untrained references of each training env and of each held-out env:
-    stored data, else measured now. ConfigError if PPO does not beat the untrained policy."""
-    def resolve(i, train_config):
+    stored data, else measured now. ConfigError if PPO does not beat the untrained policy by
+    the margin (`check_learnable`)."""
+    def resolve(i, train_config, entry):
         key = jax.random.fold_in(jax.random.PRNGKey(10_000 + config.seed), i)
-        entry = find_reference(train_config)
         if entry is None:
             log(f"no stored PPO reference for {train_config.env_id} with this inner config; "
                 f"measuring it now ({REFERENCE_SEEDS} seeds)")
@@ -39,7 +39,11 @@ def resolve_references(config: SweepConfig, log: Callable[[str], None]) -> tuple
         return entry
 
     configs = config.train_configs() + config.test_configs()
-    entries = [resolve(i, c) for i, c in enumerate(configs)]
+    stored = [find_reference(c) for c in configs]
+    for entry in stored:  # a stored entry that fails is refused before anything is measured
+        if entry is not None and "untrained_return" in entry:
+            check_learnable(entry)
+    entries = [resolve(i, c, entry) for i, (c, entry) in enumerate(zip(configs, stored))]
     return entries[:len(config.envs)], entries[len(config.envs):]
 
 

@@ -28,6 +28,11 @@ _DRIFT = re.compile(r"^gen_(\d{6})_(mean|best)\.drift\.npz$")
 DRIFT_KINDS = ("mean", "best")
 
 
+def _numbers(values) -> bool:
+    """Whether `values` is a list of plain numbers (per-seed returns)."""
+    return isinstance(values, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
 class RunFolder:
     """One sweep's run folder (`<runs-dir>/<name>/`)."""
 
@@ -114,6 +119,7 @@ class RunFolder:
             references, test_references = stored["references"], stored.get("test_references", [])
             if not all(isinstance(r["ppo_reference_return"], (int, float))
                        and isinstance(r.get("untrained_return", 0.0), (int, float))
+                       and all(_numbers(r.get(k, [])) for k in ("final_returns", "untrained_returns"))
                        for r in references + test_references):
                 raise TypeError
         except FileNotFoundError:

@@ -62,16 +62,50 @@ def measure_untrained(config: TrainConfig, num_seeds: int, key: jax.Array) -> di
         raise ConfigError(f"untrained policy on {config.env_id}: no seed finished an episode in the last "
                           f"final_window={config.final_window} of {config.env_steps} steps; use a larger "
                           "total_timesteps or final_window")
-    return {"untrained_return": float(finite.mean()), "untrained_seeds": int(finite.size)}
+    return {"untrained_return": float(finite.mean()), "untrained_seeds": int(finite.size),
+            "untrained_returns": finite.tolist()}
 
 
-def check_learnable(entry: dict) -> None:
-    """ConfigError (one line) unless PPO beats the untrained policy on the entry's env."""
+MARGIN_SES = 3.0  # PPO must beat the untrained policy by 3 standard errors of the difference of the means
+LEARNABLE_REMEDY = "give that env a larger total_timesteps or another lr"
+
+
+def _standard_error(values) -> float | None:
+    """The standard error of the mean of per-seed returns; None with fewer than 2 seeds."""
+    values = np.asarray(values if values is not None else [], np.float64)
+    return float(values.std(ddof=1) / np.sqrt(values.size)) if values.size >= 2 else None
+
+
+def reference_margin(entry: dict) -> float:
+    """How far PPO's reference return must exceed the untrained policy's: MARGIN_SES standard
+    errors of the difference of the two means, from the entry's per-seed returns."""
+    ppo = _standard_error(entry.get("final_returns"))
+    if ppo is None:
+        raise ConfigError(f"the PPO reference of {entry.get('env_id')} has no per-seed final_returns of 2 or more "
+                          "seeds, so its noise is unknown; measure it again (scripts/ppo_references.py)")
+    if "untrained_return" not in entry:
+        untrained = 0.0  # a run folder of format 1: the zero point is 0 by definition, not a measurement
+    else:
+        # Without 2 per-seed untrained returns (run folders from before they were kept, or one
+        # seed that finished an episode) take PPO's standard error for the untrained policy's:
+        # on the stored envs the untrained seeds spread at most about as much (sd ratio CartPole
+        # 0.02, Acrobot 0.06, Breakout 0.09, Pendulum 1.04; ppo_references.json, 16 seeds each).
+        untrained = _standard_error(entry.get("untrained_returns"))
+        untrained = ppo if untrained is None else untrained
+    return MARGIN_SES * float(np.hypot(ppo, untrained))
+
+
+def check_learnable(entry: dict, remedy: str = LEARNABLE_REMEDY) -> None:
+    """ConfigError (one line) unless PPO beats the untrained policy on the entry's env by
+    `reference_margin`: a span within the noise would make that env's normalised fitness noise
+    (or let it dominate the mean over envs), and a span of 0 leaves the ES without signal."""
     ppo, untrained = entry["ppo_reference_return"], entry.get("untrained_return", 0.0)
-    if not ppo > untrained:
+    margin = reference_margin(entry)
+    if not ppo - untrained > margin:
         raise ConfigError(f"PPO's reference return on {entry['env_id']} ({ppo:.4g}) does not beat the untrained "
-                          f"policy's ({untrained:.4g}), so PPO-normalised fitness is undefined; give that env "
-                          "a larger total_timesteps or another lr")
+                          f"policy's ({untrained:.4g}) by the margin of {margin:.3g} ({MARGIN_SES:g} standard errors "
+                          f"of the difference of the two means over their seeds), so its PPO-normalised fitness "
+                          f"would be noise; {remedy}")
 
 
 def measure_reference(config: TrainConfig, num_seeds: int, key: jax.Array, on_progress=None) -> dict:
