@@ -274,8 +274,12 @@ def test_family_reaches_dpo_from_ppo_and_ppo_from_nothing(start, target):
     from inner_loop import TrainConfig
 
     config = TrainConfig(env_id="CartPole-v1", total_timesteps=8192, lr=1e-2)
-    samples = collect_samples(config, drifts.get("ppo"), {}, jax.random.PRNGKey(0), every=8)
+    samples = collect_samples(config, drifts.get("ppo"), {}, jax.random.PRNGKey(0), every=2)
     assert float(jnp.percentile(samples.ratio, 99)) > 1.2  # the samples leave PPO's clip range
-    _, error = fit_family(drifts.get("lpo", start=start, hidden_size=64), drifts.get(target), samples,
-                          jax.random.PRNGKey(1), steps=2000)
+    # A random quarter (the samples of every epoch are update_epochs = 4 times an update's batch):
+    # the fit's cost grows with the samples, its error does not shrink.
+    n = samples.ratio.size
+    kept = jax.random.choice(jax.random.PRNGKey(2), n, (n // 4,), replace=False)
+    _, error = fit_family(drifts.get("lpo", start=start, hidden_size=64), drifts.get(target),
+                          jax.tree.map(lambda x: x[kept], samples), jax.random.PRNGKey(1), steps=2000)
     assert error < 0.15

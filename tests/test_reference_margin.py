@@ -68,8 +68,9 @@ def test_per_seed_returns_of_the_wrong_type_make_references_json_corrupt(tmp_pat
 @pytest.mark.slow
 def test_a_measured_reference_within_the_noise_is_refused_at_start(capsys, tmp_path):
     # Catch in 1,024 steps: PPO barely moves from the untrained policy (-0.56 against -0.61
-    # with 16 seeds each), well within 3 standard errors (0.11).
-    code, err = _error(capsys, sweep_args(tmp_path, "noise", 1, ["test_envs=Catch-bsuite",
+    # with 16 seeds each), well within 3 standard errors (0.11). The only env, so only its
+    # references are measured.
+    code, err = _error(capsys, sweep_args(tmp_path, "noise", 1, ["envs=Catch-bsuite",
                                                                  "inner.Catch-bsuite.total_timesteps=1024"]))
     last = err.splitlines()[-1]
     assert code == 2 and last.startswith("discover sweep: error: PPO's reference return on Catch-bsuite"), err
