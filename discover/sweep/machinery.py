@@ -25,17 +25,18 @@ def resolve_references(config: SweepConfig, log: Callable[[str], None]) -> tuple
     stored data, else measured now. ConfigError if PPO does not beat the untrained policy by
     the margin (`check_learnable`)."""
     def resolve(i, train_config, entry):
+        if entry is not None and "untrained_return" in entry:  # checked below, before anything was measured
+            return {**entry, "source": "discover/data/ppo_references.json"}
         key = jax.random.fold_in(jax.random.PRNGKey(10_000 + config.seed), i)
         if entry is None:
             log(f"no stored PPO reference for {train_config.env_id} with this inner config; "
                 f"measuring it now ({REFERENCE_SEEDS} seeds)")
             entry = {**measure_reference(train_config, REFERENCE_SEEDS, key), "source": "measured at sweep start"}
         else:
-            entry = {**entry, "source": "discover/data/ppo_references.json"}
-            if "untrained_return" not in entry:
-                log(f"no stored untrained return for {train_config.env_id}; measuring it now ({REFERENCE_SEEDS} seeds)")
-                entry.update(measure_untrained(train_config, REFERENCE_SEEDS, key))
-        check_learnable(entry)
+            log(f"no stored untrained return for {train_config.env_id}; measuring it now ({REFERENCE_SEEDS} seeds)")
+            entry = {**entry, **measure_untrained(train_config, REFERENCE_SEEDS, key),
+                     "source": "discover/data/ppo_references.json"}
+        check_learnable(entry)  # what was measured now
         return entry
 
     configs = config.train_configs() + config.test_configs()
