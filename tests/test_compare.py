@@ -4,34 +4,16 @@ import json
 import os
 import re
 import warnings
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from discover.report import stats
+from discover.report import paired
 from discover.cli.main import main
 from discover.files.drift_file import save_drift
 from inner_loop import drifts
 
 TINY = ["total_timesteps=512", "num_envs=4", "num_steps=32", "update_epochs=1", "num_minibatches=2"]
-
-
-def test_iqm_and_bootstrap_cis_on_known_cases():
-    assert stats.iqm(np.arange(8.0)) == pytest.approx(np.mean([2, 3, 4, 5]))
-    assert stats.bootstrap_ci(np.full(10, 3.0), stats.statistic("mean")) == (3.0, 3.0)
-    rng = np.random.default_rng(0)
-    x = rng.normal(10.0, 2.0, 400)
-    lo, hi = stats.bootstrap_ci(x, stats.statistic("mean"), resamples=4000, seed=1)
-    half = 1.96 * x.std(ddof=1) / np.sqrt(x.size)  # the normal-theory interval
-    assert lo == pytest.approx(x.mean() - half, abs=0.05) and hi == pytest.approx(x.mean() + half, abs=0.05)
-    # Stratified: resampling within strata keeps each stratum's size, so with constant strata
-    # the pooled mean cannot move.
-    assert stats.stratified_bootstrap_ci([np.full(5, 1.0), np.full(3, 2.0)],
-                                         stats.statistic("mean")) == pytest.approx((1.375, 1.375))
-    assert stats.probability_of_improvement([2, 3], [1, 1]) == 1.0
-    assert stats.probability_of_improvement([1, 1], [1, 1]) == 0.5
-    assert stats.probability_of_improvement([0, 2], [1, 1]) == 0.5
 
 
 @pytest.mark.slow
@@ -50,47 +32,58 @@ def test_compare_report_has_every_section_and_matches_results_json(tmp_path, cap
                                        "report.md", "results.json"]
     report = (out / "report.md").read_text()
     results = json.loads((out / "results.json").read_text())
-    for section in ("## Final return per environment", "### CartPole-v1", "### Catch-bsuite",
-                    "## Probability of beating PPO", "## PPO-normalised aggregate", "## Figures", "## Drifts"):
+    for section in ("## Method", "## Ratio to PPO (PPO = 1)", "## Probability of beating PPO", "## Failed seeds",
+                    "## Final return per environment", "### CartPole-v1", "### Catch-bsuite", "## Figures", "## Drifts"):
         assert section in report
+    assert results["schema_version"] == 2 and results["points"] == ["as set"] and "tuned" not in results
+    tables = {env: results["returns"][env]["as set"] for env in ("CartPole-v1", "Catch-bsuite")}
     # Held-out marking: the learned drift trained on CartPole only.
-    assert results["per_env"]["Catch-bsuite"]["learned"]["held_out"] is True
-    assert results["per_env"]["CartPole-v1"]["learned"]["held_out"] is False
+    assert tables["Catch-bsuite"]["learned"]["held_out"] is True and tables["CartPole-v1"]["learned"]["held_out"] is False
     assert re.search(r"\| learned \|[^\n]*\| held out \|", report.split("### Catch-bsuite")[1])
-    # Every number in the tables is in results.json.
-    for env in ("CartPole-v1", "Catch-bsuite"):
+    # Every number in the tables is in results.json; failed seeds would be scored as the untrained policy.
+    for env, table in tables.items():
+        zero = results["untrained_return"][env]["as set"]
         for label in ("learned", "ppo", "trpo"):
-            row = results["per_env"][env][label]
-            finals = [v for v in row["final_returns"] if v is not None]
-            assert row["mean"] == pytest.approx(np.mean(finals))
-            assert row["median"] == pytest.approx(np.median(finals))
-            assert row["mean_ci"][0] <= row["mean"] <= row["mean_ci"][1]
+            row = table[label]
+            finals = [zero if v is None else v for v in row["final_returns"]]
+            assert row["mean"] == pytest.approx(np.mean(finals)) and row["median"] == pytest.approx(np.median(finals))
+            assert row["mean_ci"] == [None, None]  # 3 seeds: no CIs
             cell = f"{row['mean']:.1f}" if abs(row["mean"]) >= 10 else f"{row['mean']:.3f}"
             assert cell in report.split(f"### {env}")[1].split("###")[0]
-    # The aggregate from the raw returns (PPO's own score is 1 for any data, so it shows nothing).
-    pooled = np.concatenate([
-        (np.asarray([v for v in results["per_env"][e]["learned"]["final_returns"] if v is not None])
-         - results["untrained_return"][e]) / (results["per_env"][e]["ppo"]["mean"] - results["untrained_return"][e])
-        for e in ("CartPole-v1", "Catch-bsuite")])
-    assert results["aggregate"]["learned"]["mean"] == pytest.approx(pooled.mean())
-    held_out = results["aggregate_groups"]["held out by learned"]
-    assert held_out["envs"] == ["Catch-bsuite"] and results["aggregate_groups"]["training by learned"]["envs"] == [
-        "CartPole-v1"]
-    catch = results["per_env"]["Catch-bsuite"]
-    scores = (np.asarray(catch["learned"]["final_returns"]) - results["untrained_return"]["Catch-bsuite"]) / (
-        catch["ppo"]["mean"] - results["untrained_return"]["Catch-bsuite"])
-    assert held_out["by_drift"]["learned"]["mean"] == pytest.approx(scores.mean())
-    assert "### Envs held out by learned: Catch-bsuite" in report
-    p = results["probability_beats_ppo"]["learned"]["CartPole-v1"]["p"]
-    assert 0.0 <= p <= 1.0 and len(results["curves"]["ppo|CartPole-v1"]) == 3
-    assert results["configs"]["Catch-bsuite"]["ent_coef"] == 0.02 and results["configs"]["CartPole-v1"]["ent_coef"] == 0.01
+    assert "**No confidence intervals**: 3 seeds per label and env" in report
+    # The ratio to PPO from the raw returns: IQM of the pooled normalised scores over PPO's.
+    kept = [e for e in ("CartPole-v1", "Catch-bsuite") if e not in results["excluded_envs"]]
+
+    def scores(label):
+        out = []
+        for env in kept:
+            zero = results["untrained_return"][env]["as set"]
+            ppo = np.array([zero if v is None else v for v in tables[env]["ppo"]["final_returns"]])
+            x = np.array([zero if v is None else v for v in tables[env][label]["final_returns"]])
+            out.append((x - zero) / (ppo.mean() - zero))
+        return np.concatenate(out)
+
+    if kept:
+        ratio = results["ratio_to_ppo"]["all envs"]["by_points"]["as set"]
+        assert ratio["learned"]["value"] == pytest.approx(paired.iqm(scores("learned")) / paired.iqm(scores("ppo")))
+        assert ratio["ppo"]["value"] == 1.0
+    groups = results["ratio_to_ppo"]
+    if "Catch-bsuite" in kept:
+        assert groups["held-out envs of learned"]["envs"] == ["Catch-bsuite"]
+        assert "| learned |" in report.split("## Ratio to PPO")[1]
+    p = results["probability_beats_ppo"]["learned"]["CartPole-v1"]["as set"]["value"]
+    assert 0.0 <= p <= 1.0 and len(results["curves"]["ppo|CartPole-v1|as set"]) == 3
+    configs = results["configs"]
+    assert configs["Catch-bsuite"]["as set"]["ent_coef"] == 0.02 and configs["CartPole-v1"]["as set"]["ent_coef"] == 0.01
     page = (out / "report.html").read_text()
     assert "data:image/png;base64," in page and "http" not in page.replace("charset", "")
     # trpo, as in train: the zero drift in a KL ball, with its CartPole-v1 critic lr; the --set pairs still apply.
     trpo = results["drift_configs"]
-    assert sorted(trpo) == ["trpo|CartPole-v1", "trpo|Catch-bsuite"] and results["baselines"] == ["ppo", "trpo"]
-    assert trpo["trpo|CartPole-v1"]["neighbourhood"] == "kl_ball" and trpo["trpo|CartPole-v1"]["lr"] == 1e-3
-    assert trpo["trpo|Catch-bsuite"]["ent_coef"] == 0.02 and trpo["trpo|Catch-bsuite"]["total_timesteps"] == 512
+    assert sorted(trpo) == ["trpo|CartPole-v1|as set", "trpo|Catch-bsuite|as set"]
+    assert results["baselines"] == ["ppo", "trpo"]
+    cartpole, catch = trpo["trpo|CartPole-v1|as set"], trpo["trpo|Catch-bsuite|as set"]
+    assert cartpole["neighbourhood"] == "kl_ball" and cartpole["lr"] == 1e-3
+    assert catch["ent_coef"] == 0.02 and catch["total_timesteps"] == 512
 
 
 def test_compare_bad_input_is_one_line(tmp_path, capsys):
@@ -106,6 +99,22 @@ def test_compare_bad_input_is_one_line(tmp_path, capsys):
         (["compare", "ppo", "--set", "drift.eps=0.1", "-o", str(tmp_path / "r")], "drift.<option> is not allowed"),
         (["compare", "ppo", "--set", "inner.Acrobot-v1.lr=0.1", "-o", str(tmp_path / "r")],
          "'Acrobot-v1' is not one of --envs (CartPole-v1)"),
+        (["compare", "ppo", "--grid", "foo=1,2", "-o", str(tmp_path / "r")],
+         "--grid field 'foo' is not a numeric inner-loop setting; allowed: "),
+        (["compare", "ppo", "--grid", "activation=1,2", "-o", str(tmp_path / "r")], "'activation' is not a numeric"),
+        (["compare", "ppo", "--grid", "lr=", "-o", str(tmp_path / "r")], "--grid 'lr=' has an empty value"),
+        (["compare", "ppo", "--grid", "lr=1e-3,,1e-2", "-o", str(tmp_path / "r")], "has an empty value"),
+        (["compare", "ppo", "--grid", "lr", "-o", str(tmp_path / "r")], "is not of the form field=v1,v2"),
+        (["compare", "ppo", "--grid", "lr=fast,slow", "-o", str(tmp_path / "r")], "lr='fast' is not a valid float"),
+        (["compare", "ppo", "--grid", "update_epochs=1,2.5", "-o", str(tmp_path / "r")], "'2.5' is not a valid int"),
+        (["compare", "ppo", "--grid", "lr=1e-3,-1e-2", "-o", str(tmp_path / "r")],
+         "--grid lr=-0.01: lr=-0.01 is not allowed; it must be > 0"),
+        (["compare", "ppo", "--grid", "lr=1e-3,1e-3", "-o", str(tmp_path / "r")], "repeats a value"),
+        (["compare", "ppo", "--grid", "lr=1e-3", "--grid", "lr=1e-2", "-o", str(tmp_path / "r")], "given twice"),
+        (["compare", "ppo", "--grid", "lr=1e-3,1e-2", "--set", "lr=1e-2", "-o", str(tmp_path / "r")],
+         "lr is given by both --grid and --set"),
+        (["compare", "ppo", "--grid", "lr=1e-3,1e-2", "--set", "inner.CartPole-v1.lr=1e-2", "-o", str(tmp_path / "r")],
+         "lr is given by both --grid and --set"),
     ]:
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
@@ -113,81 +122,64 @@ def test_compare_bad_input_is_one_line(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
-def test_failed_runs_are_reported_not_dropped():
-    from discover.report.markdown import markdown_report
-    from discover.report.summary import summarize
+@pytest.mark.slow
+def test_a_grid_of_two_lrs_and_two_labels_runs_end_to_end_with_the_same_seeds_at_every_point(tmp_path):
+    import jax
 
-    runs = {("learned", "E"): {"final_return": np.array([np.nan, 5.0, 7.0])},
-            ("broken", "E"): {"final_return": np.array([np.nan, np.nan, np.nan])},
-            ("ppo", "E"): {"final_return": np.array([4.0, 6.0, 8.0])}}
-    labels = ["learned", "broken", "ppo"]
-    results = summarize(runs, labels, ["E"], {"learned": ["E"], "broken": None, "ppo": None}, seed=0)
-    assert results["per_env"]["E"]["learned"]["failed_seeds"] == 1
-    assert results["per_env"]["E"]["learned"]["mean"] == pytest.approx(6.0)
-    assert results["per_env"]["E"]["broken"]["mean"] is None and results["per_env"]["E"]["broken"]["failed_seeds"] == 3
-    assert results["probability_beats_ppo"]["broken"]["E"]["p"] is None
-    meta = {"seeds": 3, "settings": [], "created": "now", "training": {"learned": ["E"], "broken": None, "ppo": None},
-            "baselines": ["broken", "ppo"], "sources": {k: k for k in labels}}
-    report = markdown_report("t", meta, results, labels, ["E"], {})
-    assert "| broken | failed | failed | failed | 3 | baseline |" in report
-    assert "| learned | 6.000 [" in report and "| 1 | training |" in report
+    from discover.training.resolver import resolve_drift
+    from discover.training.seeds import train_seeds
 
-
-def test_ppo_normalised_scores_keep_their_order_on_negative_returns():
-    from discover.report.summary import summarize
-
-    runs = {("worse", "Acro"): {"final_return": np.array([-300.0, -300.0])},
-            ("ppo", "Acro"): {"final_return": np.array([-100.0, -100.0])}}
-    results = summarize(runs, ["worse", "ppo"], ["Acro"], {"worse": None, "ppo": None}, seed=0,
-                        untrained={"Acro": -500.0})
-    assert results["aggregate"]["worse"]["mean"] == pytest.approx(0.5)  # (-300 + 500) / (-100 + 500)
-
-
-def test_unmeasured_untrained_return_is_never_a_number_and_a_zoo_drift_under_test_is_no_baseline(
-        tmp_path, monkeypatch, capsys):
-    # Training is faked (this is about the report): every untrained (lr ~0) CartPole seed is
-    # NaN, as when no episode finishes, so its PPO-normalised zero point is unknown.
-    def fake_train_seeds(config, drift, params, num_seeds, key, **kwargs):
-        if config.lr < 1e-9 and config.env_id == "CartPole-v1":
-            final = np.full(num_seeds, np.nan)
-        else:
-            final = np.arange(num_seeds, dtype=np.float64) + (10.0 if drift.name == "ppo" else 4.0)
-            final -= 3.0 * (config.lr < 1e-9)
-        return SimpleNamespace(final_return=final, curve=np.tile(final[:, None], (1, config.num_updates)))
-
-    for where in ("discover.cli.compare", "discover.training.references"):  # every importer of it
-        monkeypatch.setattr(f"{where}.train_seeds", fake_train_seeds)
-    out = tmp_path / "r"
-    argv = ["compare", "zero", "--baselines", "ppo", "--envs", "CartPole-v1,Catch-bsuite", "--seeds", "2",
-            "-o", str(out)] + [x for s in TINY for x in ("--set", s)]
+    out = tmp_path / "grid"
+    argv = ["compare", "zero", "--baselines", "ppo", "--envs", "CartPole-v1", "--seeds", "2", "--seed", "7",
+            "--grid", "lr=1e-3,1e-2", "-o", str(out)] + [x for s in TINY for x in ("--set", s)]
     assert main(argv) == 0
-    report = (out / "report.md").read_text()
     results = json.loads((out / "results.json").read_text())
-    assert results["untrained_return"] == {"CartPole-v1": None, "Catch-bsuite": pytest.approx(7.5)}
-    assert results["aggregate_excluded_envs"] == {"CartPole-v1": "untrained return not measured"}
-    assert "CartPole-v1 not measured" in report and "CartPole-v1 0.000" not in report
-    assert "Left out of the aggregate (no zero or one point): CartPole-v1 (untrained return not measured)" in report
-    assert results["aggregate"]["zero"]["mean"] == pytest.approx(-1.0)  # (4.5 - 7.5) / (10.5 - 7.5): Catch alone
-    # zero is the drift under test (a zoo drift, not trained on any env); ppo is the baseline.
-    assert results["baselines"] == ["ppo"]
-    for env in ("CartPole-v1", "Catch-bsuite"):
-        table = report.split(f"### {env}")[1].split("###")[0]
-        assert re.search(r"\| zero \|[^\n]*\| zoo drift \|", table) and re.search(r"\| ppo \|[^\n]*\| baseline \|", table)
+    report = (out / "report.md").read_text()
+    assert results["points"] == ["lr=0.001", "lr=0.01"] and results["grid"]["specs"] == ["lr=1e-3,1e-2"]
+    assert [results["configs"]["CartPole-v1"][p]["lr"] for p in results["points"]] == [1e-3, 1e-2]
+    assert "robustness.png" in os.listdir(out) and "### At lr=0.01" in report.split("## Probability of beating")[1]
+    assert sorted(results["curves"]) == ["ppo|CartPole-v1|lr=0.001", "ppo|CartPole-v1|lr=0.01",
+                                         "zero|CartPole-v1|lr=0.001", "zero|CartPole-v1|lr=0.01"]
+    untrained = results["untrained_return"]["CartPole-v1"]
+    assert untrained["lr=0.001"] == untrained["lr=0.01"]  # one untrained run serves every lr
+    # The zero drift is the drift under test (a zoo drift), PPO the baseline.
+    assert results["baselines"] == ["ppo"] and re.search(r"\| zero \| lr=0.01 \|[^\n]*\| zoo drift \|", report)
+    # 512 steps teach PPO nothing beyond noise: CartPole cannot normalise, so no ratio and no tuned rows
+    # (tests/test_paired_stats.py covers them); the report says so rather than print a flipped score.
+    assert "CartPole-v1" in results["excluded_envs"] and "tuned" not in results
+    assert "No env is left, so there is no ratio to PPO." in report
+    # Each point's runs are those of a plain run at that lr with the compare's seed keys.
+    config = resolve_drift("ppo").train_config("CartPole-v1", TINY + ["lr=1e-2"])
+    ppo = resolve_drift("ppo")
+    alone = train_seeds(config, ppo.drift, ppo.init_params(jax.random.PRNGKey(0)), 2,
+                        jax.random.fold_in(jax.random.PRNGKey(7), 0)).final_return
+    np.testing.assert_allclose(results["returns"]["CartPole-v1"]["lr=0.01"]["ppo"]["final_returns"], alone, rtol=1e-6)
 
 
-def test_no_env_left_for_the_aggregate_prints_no_score():
+def test_failed_runs_are_scored_in_the_tables_and_failed_only_without_a_zero_point():
     from discover.report.markdown import markdown_report
     from discover.report.summary import summarize
 
-    runs = {("zero", "E"): {"final_return": np.array([1.0, 2.0])}, ("ppo", "E"): {"final_return": np.array([3.0, 4.0])}}
-    results = summarize(runs, ["zero", "ppo"], ["E"], {"zero": None, "ppo": None}, seed=0, untrained={"E": None})
-    assert results["aggregate"]["zero"]["mean"] is None and results["aggregate"]["zero"]["mean_ci"] == [None, None]
-    meta = {"seeds": 2, "settings": [], "created": "now", "training": {"zero": None, "ppo": None},
-            "baselines": ["ppo"], "sources": {"zero": "zoo:zero", "ppo": "zoo:ppo"}}
-    report = markdown_report("t", meta, results, ["zero", "ppo"], ["E"], {})
-    aggregate = report.split("## PPO-normalised aggregate")[1]
-    assert "E not measured" in aggregate and "No env is left, so there is no PPO-normalised score." in aggregate
-    assert "| drift | mean | IQM |" not in aggregate
+    finals = np.array([[[[np.nan, 5.0, 7.0]]], [[[np.nan, np.nan, np.nan]]], [[[4.0, 6.0, 8.0]]]])
+    labels = ["learned", "broken", "ppo"]
+    meta = {"seeds": 3, "settings": [], "created": "now", "training": {"learned": ["E"], "broken": None, "ppo": None},
+            "baselines": ["broken", "ppo"], "sources": {k: k for k in labels}, "grid": {"specs": []}}
+    for zero, broken_mean in ((1.0, "1.000"), (np.nan, "failed")):
+        results = summarize(finals, np.array([[zero]]), labels, ["E"], ["as set"], meta["training"], seed=0)
+        assert results["failed_seeds"] == {"learned": {"E": 1}, "broken": {"E": 3}, "ppo": {"E": 0}}
+        report = markdown_report("t", meta, results, labels, ["E"], {})
+        assert f"| broken | {broken_mean} | {broken_mean} | {broken_mean} | 3 | baseline |" in report
+        assert "| broken | 3 |" in report.split("## Failed seeds")[1]
+    assert results["returns"]["E"]["as set"]["learned"]["mean"] is None  # no zero point: no score for its failed seed
+
+
+def test_ratios_keep_their_order_on_negative_returns():
+    from discover.report.summary import summarize
+
+    finals = np.array([[[[-300.0] * 6]], [[[-100.0] * 6]]])
+    results = summarize(finals, np.array([[-500.0]]), ["worse", "ppo"], ["Acro"], ["as set"],
+                        {"worse": None, "ppo": None}, seed=0, zero_se=np.array([[1.0]]))
+    assert results["ratio_to_ppo"]["Acro"]["by_points"]["as set"]["worse"]["value"] == pytest.approx(0.5)
 
 
 def test_learning_curve_table_does_not_warn_on_updates_without_episodes():

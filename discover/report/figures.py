@@ -59,43 +59,87 @@ def drift_landscapes_png(panels: Sequence[tuple[str, DriftFn]], path: str | None
     return data
 
 
-def draw_figures(folder: str, runs: dict, entries: list[dict], envs: list[str], configs, seed: int) -> dict:
-    """The comparison's PNGs in `folder`: learning curves, final returns, drift landscapes;
-    {title: file name}."""
+def draw_figures(folder: str, runs: dict, entries: list[dict], envs: list[str], points: list, configs: dict,
+                 results: dict, seed: int) -> dict:
+    """The comparison's PNGs in `folder`: learning curves and final returns (a row per grid point),
+    robustness over the grid, drift landscapes; {title: file name}."""
     figures = {}
-    fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 3.6), squeeze=False)
-    for ax, env, config in zip(axes[0], envs, configs):
-        steps = np.arange(1, config.num_updates + 1) * config.batch_size
-        for entry in entries:
-            mean, lo, hi = stats.curve_band(runs[(entry["label"], env)]["curve"], seed=seed)
-            ax.plot(steps, mean, label=entry["label"])
-            ax.fill_between(steps, lo, hi, alpha=0.25)
-        ax.set_title(env)
-        ax.set_xlabel("env steps")
-        ax.set_ylabel("episodic return")
+    names = [p.name for p in points]
+    fig, axes = plt.subplots(len(names), len(envs), figsize=(5 * len(envs), 3.6 * len(names)), squeeze=False)
+    for row, point in zip(axes, names):
+        for ax, env in zip(row, envs):
+            config = configs[(env, point)]
+            steps = np.arange(1, config.num_updates + 1) * config.batch_size
+            for entry in entries:
+                mean, lo, hi = stats.curve_band(runs[(entry["label"], env, point)]["curve"], seed=seed)
+                ax.plot(steps, mean, label=entry["label"])
+                ax.fill_between(steps, lo, hi, alpha=0.25)
+            ax.set_title(env if len(names) == 1 else f"{env}, {point}")
+            ax.set_xlabel("env steps")
+            ax.set_ylabel("episodic return")
     axes[0][0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(os.path.join(folder, "curves.png"), dpi=90)
-    plt.close(fig)
+    _save(fig, folder, "curves.png")
     figures["Learning curves (mean, 95 % bootstrap band)"] = "curves.png"
 
-    fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 3.6), squeeze=False)
-    for ax, env in zip(axes[0], envs):
-        for i, entry in enumerate(entries):
-            final = np.asarray(runs[(entry["label"], env)]["final_return"], np.float64)
-            ok = final[np.isfinite(final)]
-            if ok.size:  # no bar for a drift whose every seed failed: a bar at 0 would read as measured
-                ax.bar(i, np.mean(ok), color=f"C{i}", alpha=0.5)
-            ax.scatter(np.full(ok.size, i), ok, color=f"C{i}", s=10)
-        ax.set_xticks(range(len(entries)), [e["label"] for e in entries], rotation=20, fontsize=8)
-        ax.set_title(env)
-        ax.set_ylabel("final return")
-    fig.tight_layout()
-    fig.savefig(os.path.join(folder, "final_returns.png"), dpi=90)
-    plt.close(fig)
-    figures["Final returns per env (bars: mean; dots: seeds)"] = "final_returns.png"
+    fig, axes = plt.subplots(len(names), len(envs), figsize=(5 * len(envs), 3.6 * len(names)), squeeze=False)
+    for row, point in zip(axes, names):
+        for ax, env in zip(row, envs):
+            for i, entry in enumerate(entries):
+                final = np.asarray(runs[(entry["label"], env, point)]["final_return"], np.float64)
+                ok = final[np.isfinite(final)]
+                if ok.size:  # no bar for a drift whose every seed failed: a bar at 0 would read as measured
+                    ax.bar(i, np.mean(ok), color=f"C{i}", alpha=0.5)
+                ax.scatter(np.full(ok.size, i), ok, color=f"C{i}", s=10)
+            ax.set_xticks(range(len(entries)), [e["label"] for e in entries], rotation=20, fontsize=8)
+            ax.set_title(env if len(names) == 1 else f"{env}, {point}")
+            ax.set_ylabel("final return")
+    _save(fig, folder, "final_returns.png")
+    figures["Final returns of finished runs (bars: mean; dots: seeds)"] = "final_returns.png"
+
+    if len(points) > 1:
+        robustness_figure(folder, results, [e["label"] for e in entries], envs, points)
+        figures["Robustness over the grid: IQM per grid point with its 95 % CI (normalised score, 1 = PPO's mean "
+                "over the grid; the return where the env cannot normalise)"] = "robustness.png"
 
     panels = [(e["label"], (lambda d, p: (lambda r, a, pr: d(p, r, a, pr)))(e["drift"], e["params"])) for e in entries]
     drift_landscapes_png(panels, os.path.join(folder, "landscapes.png"))
     figures["Drift landscapes over (log r, A), progress 0"] = "landscapes.png"
     return figures
+
+
+def robustness_figure(folder: str, results: dict, labels: list[str], envs: list[str], points: list) -> None:
+    """Per env: each label's IQM normalised score (the IQM return where the env cannot normalise)
+    against the grid point, with its CI band. One grid field: its values on the x axis (log scale
+    if positive and spanning 10x); several: the points."""
+    normalised = results.get("normalised_iqm", {})
+    one_field = len(points[0].values) == 1
+    x = np.array([p.values[0] for p in points], np.float64) if one_field else np.arange(len(points))
+    fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 3.6), squeeze=False)
+    for ax, env in zip(axes[0], envs):
+        for i, label in enumerate(labels):
+            cells = [normalised[env][p.name][label] if env in normalised else
+                     {"value": results["returns"][env][p.name][label]["iqm"],
+                      "ci": results["returns"][env][p.name][label]["iqm_ci"]} for p in points]
+            value = np.array([np.nan if c["value"] is None else c["value"] for c in cells])
+            lo = np.array([np.nan if c["ci"][0] is None else c["ci"][0] for c in cells])
+            hi = np.array([np.nan if c["ci"][1] is None else c["ci"][1] for c in cells])
+            ax.plot(x, value, marker="o", color=f"C{i}", label=label)
+            ax.fill_between(x, lo, hi, color=f"C{i}", alpha=0.2)
+        if env in normalised:
+            ax.axhline(1.0, color="grey", lw=0.6, ls="--")
+        if one_field and np.all(x > 0) and x.max() >= 10 * x.min():
+            ax.set_xscale("log")
+        if one_field:
+            ax.set_xlabel(points[0].name.split("=")[0])
+        else:
+            ax.set_xticks(x, [p.name for p in points], rotation=30, fontsize=7)
+        ax.set_title(env)
+        ax.set_ylabel("normalised score (IQM)" if env in normalised else "final return (IQM)")
+    axes[0][0].legend(fontsize=8)
+    _save(fig, folder, "robustness.png")
+
+
+def _save(fig, folder: str, name: str) -> None:
+    fig.tight_layout()
+    fig.savefig(os.path.join(folder, name), dpi=90)
+    plt.close(fig)

@@ -33,24 +33,26 @@ def check_report_folder(output: str, given: str) -> str:
 
 
 def write_report_folder(output: str, meta: dict, results: dict, runs: dict, entries: list[dict],
-                        envs: list[str], configs: list, seed: int) -> str:
-    """Write the report of `runs` into folder `output`; returns the markdown."""
+                        envs: list[str], points: list, configs: dict, seed: int) -> str:
+    """Write the report of `runs` into folder `output`; returns the markdown. `configs`:
+    {(env, point name): the env's inner config}."""
     labels = [e["label"] for e in entries]
     staging = f"{output}.tmp{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(staging)
     try:
-        figures = draw_figures(staging, runs, entries, envs, configs, seed)
+        figures = draw_figures(staging, runs, entries, envs, points, configs, results, seed)
         markdown = markdown_report(os.path.basename(output), meta, results, labels, envs, figures)
         with open(os.path.join(staging, "report.md"), "w") as f:
             f.write(markdown)
         with open(os.path.join(staging, "report.html"), "w") as f:
             f.write(html_report(markdown, staging))
-        curves = {f"{label}|{env}": [[json_number(v) for v in row]
-                                     for row in np.asarray(runs[(label, env)]["curve"])]
-                  for label in labels for env in envs}
+        curves = {f"{label}|{env}|{p.name}": [[json_number(v) for v in row]
+                                              for row in np.asarray(runs[(label, env, p.name)]["curve"])]
+                  for label in labels for env in envs for p in points}
         write_json_atomic(os.path.join(staging, "results.json"),
-                          {**meta, "configs": {env: c.to_dict() for env, c in zip(envs, configs)},
+                          {**meta, "configs": {env: {p.name: configs[(env, p.name)].to_dict() for p in points}
+                                               for env in envs},
                            **results, "curves": curves, "versions": package_versions()})
         if os.path.isdir(output):
             os.rmdir(output)  # empty (checked before the runs)

@@ -6,7 +6,8 @@ import base64
 import html
 import os
 
-from discover.report.summary import RESAMPLES
+from discover.report.paired import MIN_SEEDS_FOR_CI
+
 
 
 def _fmt(value, ci=None) -> str:
@@ -21,45 +22,19 @@ def _fmt(value, ci=None) -> str:
 
 def markdown_report(name: str, meta: dict, results: dict, labels: list[str], envs: list[str],
                     figures: dict[str, str]) -> str:
+    points = results["points"]
+    grid = f"; grid: {', '.join(meta['grid']['specs'])} ({len(points)} points)" if len(points) > 1 else ""
     lines = [f"# Drift comparison: {name}", "",
-             f"{meta['seeds']} seeds per drift and env (the same seeds for every drift); "
-             f"inner-loop settings: {', '.join(meta['settings']) or 'the env presets'}. "
-             f"95 % bootstrap confidence intervals in brackets ({RESAMPLES} resamples). "
-             f"IQM = interquartile mean. Generated {meta['created']}.", "",
-             "## Final return per environment", ""]
-    for env in envs:
-        lines += [f"### {env}", "", "| drift | mean | median | IQM | failed seeds | env |", "|---|---|---|---|---|---|"]
-        for label in labels:
-            row = results["per_env"][env][label]
-            status = ("held out" if row["held_out"] else "training" if meta["training"][label]
-                      else "baseline" if label in meta["baselines"] else "zoo drift")
-            lines.append(f"| {label} | {_fmt(row['mean'], row['mean_ci'])} | {_fmt(row['median'], row['median_ci'])} "
-                         f"| {_fmt(row['iqm'], row['iqm_ci'])} | {row['failed_seeds']} | {status} |")
-        lines.append("")
-    if results["probability_beats_ppo"]:
-        lines += ["## Probability of beating PPO", "",
-                  "P(final return of a run of the drift > that of a PPO run), per env.", "",
-                  "| drift | " + " | ".join(envs) + " |", "|---|" + "---|" * len(envs)]
-        for label, per_env in results["probability_beats_ppo"].items():
-            lines.append(f"| {label} | " + " | ".join(_fmt(per_env[e]["p"], per_env[e]["ci"]) for e in envs) + " |")
-        # A return that was not measured is said so, never shown as a number (0 would read as measured).
-        untrained = ", ".join(f"{e} {_fmt(results['untrained_return'][e])}"
-                              if results["untrained_return"][e] is not None
-                              else f"{e} not measured (every untrained seed's return was NaN)" for e in envs)
-        excluded = results["aggregate_excluded_envs"]
-        lines += ["", "## PPO-normalised aggregate over envs", "",
-                  "Per env, (final return - untrained policy's) / (PPO's mean - untrained policy's): 0 is no "
-                  "learning, 1 is PPO; pooled over envs (stratified bootstrap). Untrained policy's return: "
-                  f"{untrained}.", ""]
-        if excluded:
-            lines += ["Left out of the aggregate (no zero or one point): "
-                      + "; ".join(f"{e} ({why})" for e, why in excluded.items()) + ".", ""]
-        if len(excluded) == len(envs):
-            lines += ["No env is left, so there is no PPO-normalised score.", ""]
-        else:
-            lines += _aggregate_table(results["aggregate"])
-            for name, group in results.get("aggregate_groups", {}).items():
-                lines += [f"### Envs {name}: {', '.join(group['envs'])}", ""] + _aggregate_table(group["by_drift"])
+             f"{meta['seeds']} seeds per drift, env and grid point (the same seeds for every drift); inner-loop "
+             f"settings: {', '.join(meta['settings']) or 'the env presets'}{grid}. IQM = interquartile mean; "
+             f"95 % bootstrap confidence intervals in brackets. Generated {meta['created']}.", "",
+             "## Method", "", results["method"], ""]
+    if results["ci_note"]:
+        lines += [f"**No confidence intervals**: {results['ci_note']}.", ""]
+    if "ratio_to_ppo" in results:
+        lines += _ratio_sections(results, labels, envs, points)
+    lines += _failed_seeds_table(results, labels, envs, meta["seeds"] * len(points))
+    lines += _return_tables(results, meta, labels, envs, points)
     lines += ["## Figures", ""]
     for title, path in figures.items():
         lines += [f"### {title}", "", f"![{title}]({path})", ""]
@@ -71,11 +46,97 @@ def markdown_report(name: str, meta: dict, results: dict, labels: list[str], env
     return "\n".join(lines) + "\n"
 
 
-def _aggregate_table(by_drift: dict) -> list[str]:
-    lines = ["| drift | mean | IQM |", "|---|---|---|"]
-    for label, agg in by_drift.items():
-        lines.append(f"| {label} | {_fmt(agg['mean'], agg['mean_ci'])} | {_fmt(agg['iqm'], agg['iqm_ci'])} |")
+def _cell(entry: dict | None) -> str:
+    if entry is None or entry["value"] is None:
+        return "undefined" if entry is not None else "-"
+    text = _fmt(entry["value"], entry["ci"])
+    return text + (f" ({entry['undefined_draws']:.1%} of draws undefined)" if "undefined_draws" in entry else "")
+
+
+def _ratio_sections(results: dict, labels: list[str], envs: list[str], points: list[str]) -> list[str]:
+    """The headline (ratio to PPO per env group and env), tuned rows, and P(beats PPO)."""
+    groups, untrained = results["ratio_to_ppo"], results["untrained_return"]
+    zero = "; ".join(f"{e} " + ", ".join(dict.fromkeys(_fmt(v) if v is not None else "not measured"
+                                                       for v in untrained[e].values())) for e in envs)
+    lines = ["## Ratio to PPO (PPO = 1)", "", f"Untrained policy's return (the zero point): {zero}.", ""]
+    if results["excluded_envs"]:
+        lines += ["Left out of every aggregate (no zero and one point): "
+                  + "; ".join(f"{e} ({why})" for e, why in results["excluded_envs"].items()) + ".", ""]
+    if not groups:
+        lines += ["No env is left, so there is no ratio to PPO.", ""]
+    else:
+        lines += _headline_tables(results, labels, groups)
+    lines += ["## Probability of beating PPO (paired by seed)", "",
+              "The share of seeds whose run ends above PPO's run with the same seed (ties 1/2).", ""]
+    for point in points:
+        if len(points) > 1:
+            lines += [f"### At {point}", ""]
+        lines += ["| drift | " + " | ".join(envs) + " |", "|---|" + "---|" * len(envs)]
+        for label, per_env in results["probability_beats_ppo"].items():
+            lines.append(f"| {label} | " + " | ".join(_cell(per_env[e][point]) for e in envs) + " |")
+        lines.append("")
+    return lines
+
+
+def _headline_tables(results: dict, labels: list[str], groups: dict) -> list[str]:
+    """The ratio to PPO per env group (the whole grid first, then each point) and the tuned rows."""
+    lines = []
+    names = list(next(iter(groups.values()))["by_points"])
+    for point in names[-1:] + names[:-1] if len(names) > 1 else names:  # the whole grid first
+        if len(names) > 1:
+            lines += [f"### {'Over the whole grid' if point == 'whole grid' else 'At ' + point}", ""]
+        lines += _group_table(labels, groups, lambda g, label: groups[g]["by_points"][point][label], "")
+    if "tuned" in results:
+        tuned = results["tuned"]
+        lines += [f"## Tuned (best grid point per env, chosen on {_seeds(tuned['choose_seeds'])}, scored on "
+                  f"{_seeds(tuned['score_seeds'])})", "", "Ratio to PPO (tuned):", ""]
+        if len(tuned["score_seeds"]) < MIN_SEEDS_FOR_CI:
+            lines += [f"No confidence intervals: {len(tuned['score_seeds'])} scoring seeds, fewer than "
+                      f"{MIN_SEEDS_FOR_CI}.", ""]
+        lines += _group_table(labels, groups, lambda g, label: tuned["ratio_to_ppo_tuned"][g][label], " (tuned)")
+        kept = list(next(iter(tuned["chosen"].values())))
+        lines += ["Chosen grid point:", "", "| drift | " + " | ".join(kept) + " |", "|---|" + "---|" * len(kept)]
+        lines += [f"| {label} | " + " | ".join(tuned["chosen"][label][e] for e in kept) + " |" for label in labels]
+        lines.append("")
+    return lines
+
+
+def _seeds(indices: list[int]) -> str:
+    return f"seed {indices[0]}" if len(indices) == 1 else f"seeds {indices[0]}-{indices[-1]}"
+
+
+def _group_table(labels: list[str], groups: dict, entry, suffix: str) -> list[str]:
+    lines = ["| drift | " + " | ".join(groups) + " |", "|---|" + "---|" * len(groups)]
+    lines += [f"| {label}{suffix} | " + " | ".join(_cell(entry(g, label)) for g in groups) + " |" for label in labels]
     return lines + [""]
+
+
+def _failed_seeds_table(results: dict, labels: list[str], envs: list[str], runs: int) -> list[str]:
+    lines = ["## Failed seeds", "", f"Runs with no finite final return, of {runs} per drift and env; each is "
+             f"scored as {results['failed_seed_score']}.", "",
+             "| drift | " + " | ".join(envs) + " |", "|---|" + "---|" * len(envs)]
+    lines += [f"| {label} | " + " | ".join(str(results["failed_seeds"][label][e]) for e in envs) + " |"
+              for label in labels]
+    return lines + [""]
+
+
+def _return_tables(results: dict, meta: dict, labels: list[str], envs: list[str], points: list[str]) -> list[str]:
+    lines = ["## Final return per environment", "",
+             "Failed seeds scored as the untrained policy's return (\"failed\" where that was not measured).", ""]
+    point_column = len(points) > 1
+    for env in envs:
+        lines += [f"### {env}", "", "| drift | " + ("grid point | " if point_column else "")
+                  + "mean | median | IQM | failed seeds | env |", "|---|" + "---|" * (5 + point_column)]
+        for label in labels:
+            for point in points:
+                row = results["returns"][env][point][label]
+                status = ("held out" if row["held_out"] else "training" if meta["training"][label]
+                          else "baseline" if label in meta["baselines"] else "zoo drift")
+                lines.append(f"| {label} | " + (f"{point} | " if point_column else "")
+                             + f"{_fmt(row['mean'], row['mean_ci'])} | {_fmt(row['median'], row['median_ci'])} "
+                             f"| {_fmt(row['iqm'], row['iqm_ci'])} | {row['failed_seeds']} | {status} |")
+        lines.append("")
+    return lines
 
 
 def html_report(markdown: str, folder: str) -> str:

@@ -1,109 +1,166 @@
-"""Every number of a comparison report from its raw runs: per-env statistics with bootstrap
-CIs, the probability of beating PPO, and PPO-normalised aggregates (Agarwal et al. 2021)."""
+"""Every number of a comparison report from its raw final returns: per-env return tables, the
+ratio to PPO per env and env group (PPO = 1 by construction), P(beats PPO) paired by seed,
+tuned rows over a grid, all with paired, stratified bootstrap CIs (`report.paired`)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from discover.report import stats
+from discover.report import paired
 from discover.theorem.text import json_number
+from discover.training.references import MARGIN_SES
 
-RESAMPLES = 2000
+SCHEMA_VERSION = 2
+WHOLE_GRID = "whole grid"
+FAILED_SCORE = "the untrained policy's return on that env and grid point (PPO-normalised score 0)"
+METHOD = (
+    "Every label trains with the same seed keys on every env and grid point, so its seeds are paired with "
+    "PPO's. A failed (non-finite) run scores the untrained policy's return (normalised 0) and is counted in "
+    "every statistic. Normalised score = (return - untrained policy's) / (PPO's mean over the env's runs - "
+    "untrained policy's). The ratio to PPO is the IQM of a label's normalised scores pooled over the envs "
+    "(and grid points) of a group divided by the IQM of PPO's over the same cells, so PPO's ratio is 1 by "
+    "construction; an env where PPO's mean does not beat the untrained policy's by "
+    f"{MARGIN_SES:g} standard errors is left out of every label's aggregates. 95 % CIs come from "
+    f"{paired.RESAMPLES} paired, stratified bootstrap draws: seed indices resampled within each env, the "
+    "same indices for every label and grid point, and the normaliser, the IQMs and their ratio recomputed "
+    "in each draw. P(beats PPO) is the share of seeds whose run ends above PPO's run with the same seed "
+    "(ties 1/2). A tuned row picks, per env, the grid point with the best IQM on the first half of the seeds "
+    "and reports it on the second half, so the choice does not inflate the score. With fewer than "
+    f"{paired.MIN_SEEDS_FOR_CI} seeds a number has no CI.")
 
 
-def summarize(runs: dict, labels: list[str], envs: list[str], training: dict, seed: int,
-              untrained: dict | None = None) -> dict:
-    """Every number of the report from raw runs {(label, env): {"final_return", "curve"}}.
+def summarize(finals: np.ndarray, zero: np.ndarray, labels: list[str], envs: list[str], points: list[str],
+              training: dict, seed: int, zero_se: np.ndarray | None = None) -> dict:
+    """The report's numbers. `finals` (labels, envs, points, seeds): final returns, NaN for a
+    failed run; `zero` (envs, points): the untrained policy's mean return, NaN if not measured;
+    `zero_se` its standard error (for the normalisation margin); `training[label]`: the envs a
+    drift was trained on, or None."""
+    num_seeds = finals.shape[-1]
+    failed = ~np.isfinite(finals)
+    filled = np.where(failed, zero[None, :, :, None], finals)
+    results = {"schema_version": SCHEMA_VERSION, "method": METHOD, "failed_seed_score": FAILED_SCORE,
+               "points": list(points), "untrained_return": _by_env_point(zero, envs, points),
+               "failed_seeds": {label: {env: int(failed[i, j].sum()) for j, env in enumerate(envs)}
+                                for i, label in enumerate(labels)},
+               "ci_note": None if num_seeds >= paired.MIN_SEEDS_FOR_CI else (
+                   f"{num_seeds} seeds per label and env: no confidence intervals (they need at least "
+                   f"{paired.MIN_SEEDS_FOR_CI}; a bootstrap over fewer seeds understates the spread)")}
+    ppo = labels.index("ppo") if "ppo" in labels else None
+    excluded = _excluded_envs(filled, zero, zero_se, ppo, envs) if ppo is not None else {}
+    kept = [i for i, env in enumerate(envs) if env not in excluded]
+    groups = _env_groups(labels, envs, training, kept)
+    point_sets = {name: [g] for g, name in enumerate(points)}
+    if len(points) > 1:
+        point_sets[WHOLE_GRID] = list(range(len(points)))
+    tuned_rows = ppo is not None and len(points) > 1 and kept
+    halves = (slice(0, num_seeds // 2), slice(num_seeds // 2, num_seeds))
+    chosen = paired.choose_points(paired.normalise(filled, zero, ppo), halves[0]) if tuned_rows else None
 
-    PPO-normalised score = (return - untrained) / (PPO mean - untrained), where `untrained`
-    is the env's return of the initial (untrained) policy: 0 = no learning, 1 = PPO. A plain
-    ratio to PPO would flip sign on envs with negative returns (Acrobot). An env whose
-    untrained return is None (not measured: every untrained seed gave NaN) or whose PPO runs
-    all failed has no zero or one point, so it is left out of the aggregate and named in
-    `aggregate_excluded_envs` with the reason.
-    """
-    untrained = untrained or {env: 0.0 for env in envs}
-    results = {"per_env": {}, "aggregate": {}, "probability_beats_ppo": {}, "untrained_return": dict(untrained),
-               "aggregate_excluded_envs": {}}
-    for env in envs:
-        results["per_env"][env] = {}
-        for label in labels:
-            final = np.asarray(runs[(label, env)]["final_return"], np.float64)
-            ok = final[np.isfinite(final)]
-            row = {"final_returns": [json_number(v) for v in final],
-                   "failed_seeds": int((~np.isfinite(final)).sum()),
-                   "held_out": training[label] is not None and env not in training[label]}
-            for name in stats.STATISTICS:
-                fn = stats.statistic(name)
-                row[name] = fn(ok) if ok.size else None
-                lo, hi = stats.bootstrap_ci(ok, fn, resamples=RESAMPLES, seed=seed) if ok.size else (None, None)
-                row[f"{name}_ci"] = [lo, hi]
-            results["per_env"][env][label] = row
-    if "ppo" in labels:
-        results["probability_beats_ppo"] = {label: _probability_beats_ppo(runs, label, envs, seed)
-                                            for label in labels if label != "ppo"}
-        spans = {}
-        for env in envs:
-            ppo_mean = results["per_env"][env]["ppo"]["mean"]
-            if untrained[env] is None:
-                results["aggregate_excluded_envs"][env] = "untrained return not measured"
-            elif ppo_mean is None:
-                results["aggregate_excluded_envs"][env] = "every PPO seed failed"
-            elif ppo_mean == untrained[env]:
-                results["aggregate_excluded_envs"][env] = "PPO's mean equals the untrained return"
-            else:
-                spans[env] = ppo_mean - untrained[env]
-        results["aggregate"] = _aggregates(runs, labels, spans, untrained, seed)
-        results["aggregate_groups"] = _group_aggregates(runs, labels, envs, training, spans, untrained, seed)
+    def statistic(returns: np.ndarray) -> dict:
+        out = {"mean": returns.mean(-1), "median": np.median(returns, -1), "iqm": paired.iqm(returns)}
+        if ppo is None:
+            return out
+        scores = paired.normalise(returns, zero, ppo)
+        out["normalised_iqm"] = paired.iqm(scores)
+        out["beats"] = paired.beats(returns, returns[..., ppo:ppo + 1, :, :, :])
+        for group, members in groups.items():
+            for name, cells in point_sets.items():
+                out[f"ratio|{group}|{name}"] = paired.ratio_to_ppo(scores, members["envs"], cells, ppo)
+            if tuned_rows:
+                out[f"tuned|{group}"] = paired.ratio_to_ppo(paired.tuned(scores, chosen, halves[1]),
+                                                            members["envs"], [0], ppo)
+        return out
+
+    point, draws = paired.bootstrap(statistic, filled, np.random.default_rng(seed), halves=bool(tuned_rows))
+    score_seeds = num_seeds - num_seeds // 2  # a tuned row's, the second half
+    ci = {name: paired.interval(point[name], draws[name], score_seeds if name.startswith("tuned|") else num_seeds)
+          for name in point}
+    results["returns"] = _return_tables(ci, finals, failed, labels, envs, points, training)
+    if ppo is None:
+        return results
+    results["excluded_envs"] = excluded
+    results["normalised_iqm"] = {env: {p: {label: _interval(ci["normalised_iqm"], (i, j, g))
+                                           for i, label in enumerate(labels)} for g, p in enumerate(points)}
+                                 for j, env in enumerate(envs) if j in kept}
+    results["probability_beats_ppo"] = {
+        label: {env: {p: _interval(ci["beats"], (i, j, g)) if np.isfinite(filled[[i, ppo], j, g]).all() else None
+                      for g, p in enumerate(points)} for j, env in enumerate(envs)}
+        for i, label in enumerate(labels) if i != ppo}
+    results["ratio_to_ppo"] = {group: {**members, "envs": [envs[j] for j in members["envs"]], "by_points": {
+        name: {label: _interval(ci[f"ratio|{group}|{name}"], (i,)) for i, label in enumerate(labels)}
+        for name in point_sets}} for group, members in groups.items()}
+    if tuned_rows:
+        results["tuned"] = {
+            "choose_seeds": list(range(num_seeds))[halves[0]], "score_seeds": list(range(num_seeds))[halves[1]],
+            "chosen": {label: {envs[j]: points[chosen[i, j]] for j in kept} for i, label in enumerate(labels)},
+            "ratio_to_ppo_tuned": {group: {label: _interval(ci[f"tuned|{group}"], (i,))
+                                         for i, label in enumerate(labels)} for group in groups}}
     return results
 
 
-def _probability_beats_ppo(runs: dict, label: str, envs: list[str], seed: int) -> dict:
-    """{env: {p, ci}}: P(a run of `label` ends above a PPO run), failed seeds left out."""
-    out = {}
-    for env in envs:
-        x = np.asarray(runs[(label, env)]["final_return"], np.float64)
-        y = np.asarray(runs[("ppo", env)]["final_return"], np.float64)
-        x, y = x[np.isfinite(x)], y[np.isfinite(y)]
-        p = stats.probability_of_improvement(x, y) if x.size and y.size else None
-        ci = stats.probability_of_improvement_ci(x, y, resamples=RESAMPLES, seed=seed) if p is not None \
-            else (None, None)
-        out[env] = {"p": p, "ci": list(ci)}
-    return out
+def _excluded_envs(filled, zero, zero_se, ppo: int, envs: list[str]) -> dict:
+    """{env: why} for envs without a zero and one point: the untrained return not measured, or
+    PPO's mean not above it by MARGIN_SES standard errors of the difference (never a flipped sign)."""
+    excluded = {}
+    for j, env in enumerate(envs):
+        if not np.isfinite(zero[j]).all():
+            excluded[env] = "the untrained policy's return was not measured (no untrained seed ended an episode)"
+            continue
+        advance = (filled[ppo, j] - zero[j][:, None]).ravel()
+        spread = advance.var(ddof=1) / advance.size if advance.size > 1 else np.inf
+        untrained = np.mean(np.square(zero_se[j])) if zero_se is not None and np.isfinite(zero_se[j]).all() else 0.0
+        margin = MARGIN_SES * float(np.sqrt(spread + untrained))
+        if not advance.mean() > margin:
+            excluded[env] = (f"PPO's mean return is {advance.mean():.4g} above the untrained policy's, not more than "
+                             f"the margin of {margin:.3g} ({MARGIN_SES:g} standard errors)")
+    return excluded
 
 
-def _group_aggregates(runs: dict, labels: list[str], envs: list[str], training: dict, spans: dict,
-                      untrained: dict, seed: int) -> dict:
-    """The aggregate over each drift's training envs and over its held-out envs alone (every
-    drift scored on the same env group), so transfer is read directly."""
-    groups: dict[tuple, dict] = {}
+def _env_groups(labels: list[str], envs: list[str], training: dict, kept: list[int]) -> dict:
+    """{name: {kind, envs}}: all normalisable envs, each drift's training and held-out envs (drifts
+    with the same envs share a group), then every env alone; every label is scored on each."""
+    groups = {"all envs": {"kind": "all", "envs": kept}} if kept else {}
+    owners: dict[tuple, list[str]] = {}
     for label in labels:
         if training[label] is None:
             continue
-        for kind, group in (("training", [e for e in envs if e in training[label]]),
-                            ("held out", [e for e in envs if e not in training[label]])):
-            group = tuple(e for e in group if e in spans)
-            if group:
-                groups.setdefault(group, {}).setdefault(kind, []).append(label)
-    return {"; ".join(f"{kind} by {', '.join(owners)}" for kind, owners in kinds.items()): {
-                "envs": list(group), "by_drift": _aggregates(runs, labels, {e: spans[e] for e in group}, untrained, seed)}
-            for group, kinds in groups.items()}
+        for kind, members in (("training", [j for j in kept if envs[j] in training[label]]),
+                              ("held-out", [j for j in kept if envs[j] not in training[label]])):
+            if members:
+                owners.setdefault((kind, tuple(members)), []).append(label)
+    for (kind, members), names in owners.items():
+        groups[f"{kind} envs of {', '.join(names)}"] = {"kind": kind, "envs": list(members)}
+    for j in kept:
+        groups[envs[j]] = {"kind": "env", "envs": [j]}
+    return groups
 
 
-def _aggregates(runs: dict, labels: list[str], spans: dict, untrained: dict, seed: int) -> dict:
-    """{label: {mean, iqm, and their CIs}} of PPO-normalised scores pooled over `spans`' envs."""
-    out = {}
-    for label in labels:
-        strata = []
-        for env, span in spans.items():
-            x = np.asarray(runs[(label, env)]["final_return"], np.float64)
-            strata.append((x[np.isfinite(x)] - untrained[env]) / span)
-        pooled = np.concatenate(strata) if strata else np.zeros(0)
-        agg = {}
-        for name in ("mean", "iqm"):
-            fn = stats.statistic(name)
-            agg[name] = fn(pooled) if pooled.size else None
-            agg[f"{name}_ci"] = list(stats.stratified_bootstrap_ci(strata, fn, resamples=RESAMPLES, seed=seed)) \
-                if pooled.size else [None, None]
-        out[label] = agg
+def _interval(ci: dict, index: tuple) -> dict:
+    """{value, ci} of one element (null where undefined), and the share of undefined draws if any."""
+    out = {"value": json_number(ci["value"][index]), "ci": [json_number(ci["lo"][index]), json_number(ci["hi"][index])]}
+    if ci["undefined_draws"][index] > 0:
+        out["undefined_draws"] = float(ci["undefined_draws"][index])
     return out
+
+
+def _by_env_point(values: np.ndarray, envs: list[str], points: list[str]) -> dict:
+    return {env: {p: json_number(values[j, g]) for g, p in enumerate(points)} for j, env in enumerate(envs)}
+
+
+def _return_tables(ci: dict, finals, failed, labels, envs, points, training) -> dict:
+    """{env: {point: {label: row}}}: the final returns per seed as trained (failed: null), and
+    mean, median and IQM with failed seeds scored as the untrained policy (null if unmeasured)."""
+    tables = {}
+    for j, env in enumerate(envs):
+        tables[env] = {}
+        for g, p in enumerate(points):
+            tables[env][p] = {}
+            for i, label in enumerate(labels):
+                row = {"final_returns": [json_number(v) for v in finals[i, j, g]],
+                       "failed_seeds": int(failed[i, j, g].sum()),
+                       "held_out": training[label] is not None and env not in training[label]}
+                for name in ("mean", "median", "iqm"):
+                    cell = _interval(ci[name], (i, j, g))
+                    row[name], row[f"{name}_ci"] = cell["value"], cell["ci"]
+                tables[env][p][label] = row
+    return tables
