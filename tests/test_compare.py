@@ -110,6 +110,8 @@ def test_compare_bad_input_is_one_line(tmp_path, capsys):
         (["compare", "ppo", "--grid", "lr=1e-3,-1e-2", "-o", str(tmp_path / "r")],
          "--grid lr=-0.01: lr=-0.01 is not allowed; it must be > 0"),
         (["compare", "ppo", "--grid", "lr=1e-3,1e-3", "-o", str(tmp_path / "r")], "repeats a value"),
+        (["compare", "ppo", "--grid", "kl_delta=0.01,0.02", "-o", str(tmp_path / "r")],
+         "--grid kl_delta: no drift of this comparison reads kl_delta"),
         (["compare", "ppo", "--grid", "lr=1e-3", "--grid", "lr=1e-2", "-o", str(tmp_path / "r")], "given twice"),
         (["compare", "ppo", "--grid", "lr=1e-3,1e-2", "--set", "lr=1e-2", "-o", str(tmp_path / "r")],
          "lr is given by both --grid and --set"),
@@ -164,13 +166,17 @@ def test_failed_runs_are_scored_in_the_tables_and_failed_only_without_a_zero_poi
     labels = ["learned", "broken", "ppo"]
     meta = {"seeds": 3, "settings": [], "created": "now", "training": {"learned": ["E"], "broken": None, "ppo": None},
             "baselines": ["broken", "ppo"], "sources": {k: k for k in labels}, "grid": {"specs": []}}
-    for zero, broken_mean in ((1.0, "1.000"), (np.nan, "failed")):
+    # A failed run scores the lowest of the untrained return and every finished run's (here PPO's 4.0).
+    for zero, broken_mean in ((1.0, "1.000"), (np.nan, "4.000"), (9.0, "4.000")):
         results = summarize(finals, np.array([[zero]]), labels, ["E"], ["as set"], meta["training"], seed=0)
         assert results["failed_seeds"] == {"learned": {"E": 1}, "broken": {"E": 3}, "ppo": {"E": 0}}
         report = markdown_report("t", meta, results, labels, ["E"], {})
         assert f"| broken | {broken_mean} | {broken_mean} | {broken_mean} | 3 | baseline |" in report
         assert "| broken | 3 |" in report.split("## Failed seeds")[1]
-    assert results["returns"]["E"]["as set"]["learned"]["mean"] is None  # no zero point: no score for its failed seed
+    nothing_finished = np.full_like(finals, np.nan)
+    results = summarize(nothing_finished, np.array([[np.nan]]), labels, ["E"], ["as set"], meta["training"], seed=0)
+    assert "| broken | failed | failed | failed | 3 | baseline |" in markdown_report("t", meta, results, labels,
+                                                                                   ["E"], {})
 
 
 def test_ratios_keep_their_order_on_negative_returns():

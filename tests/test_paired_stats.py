@@ -89,18 +89,44 @@ def test_failed_seeds_are_scored_as_the_untrained_policy_and_counted():
     assert ratio["value"] == 0.0  # all at the untrained policy's return: normalised 0, never dropped
 
 
+def test_a_crash_never_scores_above_a_run_that_ended_badly():
+    finals = np.stack([np.full((1, 1, 6), np.nan), np.full((1, 1, 6), -50.0), np.full((1, 1, 6), 100.0)])
+    results = _summary(finals, labels=("crashes", "bad", "ppo"))
+    crashes, bad = (_ratio(results, "E0", label)["value"] for label in ("crashes", "bad"))
+    assert bad == pytest.approx(-0.5) and crashes == pytest.approx(bad)  # scored as the lowest finished run
+    assert results["returns"]["E0"]["p"]["crashes"]["mean"] == -50.0
+
+
+def test_a_grid_does_not_narrow_the_intervals_of_the_statistics_other_than_the_tuned_rows():
+    rng = np.random.default_rng(3)
+    one_point = rng.normal(50, 10, (2, 1, 1, 6))
+    grid = np.concatenate([one_point, rng.normal(50, 10, (2, 1, 1, 6))], axis=2)
+    alone, with_grid = _summary(one_point), _summary(grid, points=("p", "q"))
+    assert "tuned" in with_grid  # the tuned rows are resampled within halves, the rest as without a grid
+    assert with_grid["returns"]["E0"]["p"]["a"]["mean_ci"] == alone["returns"]["E0"]["p"]["a"]["mean_ci"]
+    assert with_grid["probability_beats_ppo"]["a"]["E0"]["p"] == alone["probability_beats_ppo"]["a"]["E0"]["p"]
+
+
+def test_grid_points_are_named_apart_whenever_their_values_differ():
+    from discover.training.grid import parse_grid
+
+    points = parse_grid(["lr=0.001,0.0010000001", "update_epochs=1,2"], [])
+    assert len({p.name for p in points}) == 4 and points[0].name == "lr=0.001, update_epochs=1"
+    assert points[2].settings == ("lr=0.0010000001", "update_epochs=1")
+
+
 def test_an_env_where_ppo_is_not_above_untrained_is_left_out_for_every_label():
     rng = np.random.default_rng(0)
     finals = rng.normal(50, 5, (2, 2, 1, 8))
     finals[1, 1] = rng.normal(-10, 5, 8)  # PPO below the untrained policy (0) on E1
     finals[0, 1] = rng.normal(40, 5, 8)  # a drift far above PPO there: no score -7.6 for it
     results = _summary(finals)
-    assert list(results["excluded_envs"]) == ["E1"] and "margin" in results["excluded_envs"]["E1"]
+    assert list(results["excluded_envs"]) == ["E1"] and "no PPO run ended above" in results["excluded_envs"]["E1"]
     assert results["ratio_to_ppo"]["all envs"]["envs"] == ["E0"] and "E1" not in results["ratio_to_ppo"]
     assert _ratio(results, "all envs", "a")["value"] == pytest.approx(_ratio(results, "E0", "a")["value"])
     within_noise = finals.copy()
     within_noise[1, 1] = rng.normal(1.0, 5, 8)  # above 0 but within 3 standard errors
-    assert "E1" in _summary(within_noise)["excluded_envs"]
+    assert "margin" in _summary(within_noise)["excluded_envs"]["E1"]
 
 
 def test_tuned_rows_choose_on_one_half_and_score_on_the_other():

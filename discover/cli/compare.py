@@ -108,6 +108,16 @@ def entry_configs(entries: list[dict], envs: list[str], settings: dict[str, list
     return configs
 
 
+def check_grid_is_read(specs: list[str], configs: dict) -> None:
+    """ConfigError unless some drift reads each grid field on some env (kl_delta for PPO only
+    would give identical runs at every point, and a tuned row chosen among ties)."""
+    for spec in specs:
+        field = spec.partition("=")[0].strip()
+        if not any(field in config.fields_read() for config in configs.values()):
+            raise ConfigError(f"--grid {field}: no drift of this comparison reads {field} (it trains the same at "
+                              "every value); grid a field they use")
+
+
 def cmd_compare(args) -> int:
     check_count("--seeds", args.seeds, 2, "a comparison needs at least 2 seeds")
     envs = [e.strip() for e in args.envs.split(",") if e.strip()]
@@ -118,6 +128,7 @@ def cmd_compare(args) -> int:
     settings = env_settings(envs, args.settings)
     points = parse_grid(args.grid, args.settings)
     configs = entry_configs(entries, envs, settings, points)
+    check_grid_is_read(args.grid, configs)
     # The env's config with no drift-specific fields: the untrained policy's and results.json's.
     env_configs = entry_configs([{"label": None, "resolved": resolve_drift("zero")}], envs, settings, points)
     env_configs = {(env, p): config for (_, env, p), config in env_configs.items()}

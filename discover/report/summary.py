@@ -4,6 +4,8 @@ tuned rows over a grid, all with paired, stratified bootstrap CIs (`report.paire
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from discover.report import paired
@@ -12,18 +14,19 @@ from discover.training.references import MARGIN_SES
 
 SCHEMA_VERSION = 2
 WHOLE_GRID = "whole grid"
-FAILED_SCORE = "the untrained policy's return on that env and grid point (PPO-normalised score 0)"
+FAILED_SCORE = ("the lowest of the untrained policy's return and every finished run's on that env and grid point "
+                "(so a crash never scores above a run that ended badly; PPO-normalised at most 0)")
 METHOD = (
     "Every label trains with the same seed keys on every env and grid point, so its seeds are paired with "
-    "PPO's. A failed (non-finite) run scores the untrained policy's return (normalised 0) and is counted in "
-    "every statistic. Normalised score = (return - untrained policy's) / (PPO's mean over the env's runs - "
+    "PPO's. A failed (non-finite) run scores the lowest of the untrained policy's return and every finished "
+    "run's on that env and grid point (normalised at most 0) and is counted in every statistic. Normalised score = (return - untrained policy's) / (PPO's mean over the env's runs - "
     "untrained policy's). The ratio to PPO is the IQM of a label's normalised scores pooled over the envs "
     "(and grid points) of a group divided by the IQM of PPO's over the same cells, so PPO's ratio is 1 by "
     "construction; an env where PPO's mean does not beat the untrained policy's by "
     f"{MARGIN_SES:g} standard errors is left out of every label's aggregates. 95 % CIs come from "
     f"{paired.RESAMPLES} paired, stratified bootstrap draws: seed indices resampled within each env, the "
     "same indices for every label and grid point, and the normaliser, the IQMs and their ratio recomputed "
-    "in each draw. P(beats PPO) is the share of seeds whose run ends above PPO's run with the same seed "
+    "in each draw (for tuned rows, within each half of the seeds). P(beats PPO) is the share of seeds whose run ends above PPO's run with the same seed "
     "(ties 1/2). A tuned row picks, per env, the grid point with the best IQM on the first half of the seeds "
     "and reports it on the second half, so the choice does not inflate the score. With fewer than "
     f"{paired.MIN_SEEDS_FOR_CI} seeds a number has no CI.")
@@ -37,9 +40,10 @@ def summarize(finals: np.ndarray, zero: np.ndarray, labels: list[str], envs: lis
     drift was trained on, or None."""
     num_seeds = finals.shape[-1]
     failed = ~np.isfinite(finals)
-    filled = np.where(failed, zero[None, :, :, None], finals)
+    filled = np.where(failed, failed_scores(finals, zero)[None, :, :, None], finals)
     results = {"schema_version": SCHEMA_VERSION, "method": METHOD, "failed_seed_score": FAILED_SCORE,
                "points": list(points), "untrained_return": _by_env_point(zero, envs, points),
+               "untrained_standard_error": None if zero_se is None else _by_env_point(zero_se, envs, points),
                "failed_seeds": {label: {env: int(failed[i, j].sum()) for j, env in enumerate(envs)}
                                 for i, label in enumerate(labels)},
                "ci_note": None if num_seeds >= paired.MIN_SEEDS_FOR_CI else (
@@ -66,12 +70,18 @@ def summarize(finals: np.ndarray, zero: np.ndarray, labels: list[str], envs: lis
         for group, members in groups.items():
             for name, cells in point_sets.items():
                 out[f"ratio|{group}|{name}"] = paired.ratio_to_ppo(scores, members["envs"], cells, ppo)
-            if tuned_rows:
-                out[f"tuned|{group}"] = paired.ratio_to_ppo(paired.tuned(scores, chosen, halves[1]),
-                                                            members["envs"], [0], ppo)
         return out
 
-    point, draws = paired.bootstrap(statistic, filled, np.random.default_rng(seed), halves=bool(tuned_rows))
+    def tuned_statistic(returns: np.ndarray) -> dict:
+        scores = paired.tuned(paired.normalise(returns, zero, ppo), chosen, halves[1])
+        return {f"tuned|{group}": paired.ratio_to_ppo(scores, members["envs"], [0], ppo)
+                for group, members in groups.items()}
+
+    rng = np.random.default_rng(seed)
+    point, draws = paired.bootstrap(statistic, filled, rng, halves=False)
+    if tuned_rows:  # resampled within each half, so the scoring seeds stay apart from the choosing ones
+        tuned_point, tuned_draws = paired.bootstrap(tuned_statistic, filled, rng, halves=True)
+        point, draws = {**point, **tuned_point}, {**draws, **tuned_draws}
     score_seeds = num_seeds - num_seeds // 2  # a tuned row's, the second half
     ci = {name: paired.interval(point[name], draws[name], score_seeds if name.startswith("tuned|") else num_seeds)
           for name in point}
@@ -98,6 +108,15 @@ def summarize(finals: np.ndarray, zero: np.ndarray, labels: list[str], envs: lis
     return results
 
 
+def failed_scores(finals: np.ndarray, zero: np.ndarray) -> np.ndarray:
+    """(envs, points): a failed run's score, the lowest of the untrained return and every finished
+    run's there (NaN where neither exists)."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a cell where no run finished
+        lowest = np.nanmin(np.where(np.isfinite(finals), finals, np.nan), axis=(0, 3))
+    return np.fmin(zero, lowest)
+
+
 def _excluded_envs(filled, zero, zero_se, ppo: int, envs: list[str]) -> dict:
     """{env: why} for envs without a zero and one point: the untrained return not measured, or
     PPO's mean not above it by MARGIN_SES standard errors of the difference (never a flipped sign)."""
@@ -105,6 +124,9 @@ def _excluded_envs(filled, zero, zero_se, ppo: int, envs: list[str]) -> dict:
     for j, env in enumerate(envs):
         if not np.isfinite(zero[j]).all():
             excluded[env] = "the untrained policy's return was not measured (no untrained seed ended an episode)"
+            continue
+        if np.all(filled[ppo, j] <= zero[j][:, None]):
+            excluded[env] = "no PPO run ended above the untrained policy's return (failed runs included)"
             continue
         advance = (filled[ppo, j] - zero[j][:, None]).ravel()
         spread = advance.var(ddof=1) / advance.size if advance.size > 1 else np.inf

@@ -17,7 +17,7 @@ AS_SET = "as set"  # the one point of a comparison without a grid: the settings 
 class GridPoint:
     """One combination of grid values."""
 
-    name: str  # "lr=0.001" (several fields: "lr=0.001, ent_coef=0.01"); AS_SET without a grid
+    name: str  # "lr=0.001" (repr of each value; several fields: "lr=0.001, ent_coef=0.01"); AS_SET without a grid
     settings: tuple[str, ...]  # its `field=value` pairs, applied after --set
     values: tuple[float, ...]  # its values, in the order of the grid's fields
 
@@ -27,9 +27,11 @@ def numeric_fields() -> list[str]:
     return [name for name, kind in field_types(TrainConfig).items() if kind in (int, float)]
 
 
-def set_field(pair: str) -> str:
-    """The config field a --set pair sets (`lr`, `inner.lr` and `inner.<env>.lr` all set lr)."""
-    return pair.partition("=")[0].strip().rsplit(".", 1)[-1]
+def set_field(pair: str) -> str | None:
+    """The config field a --set pair sets (`lr`, `inner.lr` and `inner.<env>.lr` all set lr);
+    None for a pair without `=` (refused later with its own message)."""
+    key, sep, _ = pair.partition("=")
+    return key.strip().rsplit(".", 1)[-1] if sep else None
 
 
 def parse_grid(specs: list[str], settings: list[str]) -> list[GridPoint]:
@@ -56,6 +58,6 @@ def parse_grid(specs: list[str], settings: list[str]) -> list[GridPoint]:
         if len(set(values)) < len(values):
             raise ConfigError(f"--grid {spec!r} repeats a value; give each value once")
         axes[field] = values
-    return [GridPoint(", ".join(f"{f}={v:g}" for f, v in zip(axes, combo)),
+    return [GridPoint(", ".join(f"{f}={v!r}" for f, v in zip(axes, combo)),  # repr: distinct values, distinct names
                       tuple(f"{f}={v!r}" for f, v in zip(axes, combo)), tuple(combo))
             for combo in itertools.product(*axes.values())]
