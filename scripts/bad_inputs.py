@@ -50,6 +50,9 @@ def cases(folder: Path) -> list[list[str]]:
         out.append(["compare", path, "-o", str(folder / "report"), *TINY])
         out.append(["inspect", path, "--png", str(folder / "x.png")])
         out.append(["verify", path, "--set", "num_mdps=2", "iterations=2", "inner_steps=2", "inner_restarts=0"])
+    for grid in (["--grid", "foo=1,2"], ["--grid", "lr="], ["--grid", "lr=fast,slow"], ["--grid", "lr=1e-3,-1e-2"],
+                 ["--grid", "lr=1e-3,1e-2", "--set", "inner.CartPole-v1.lr=1e-2"], ["--grid", "kl_delta=0.01,0.02"]):
+        out.append(["compare", "ppo", "-o", str(folder / "report"), *TINY, *grid])
     out.append(["distill", "closed_form", "--set", f"drift.expression={CRASHED[2]}", "-o", str(folder / "d.npz")])
     out.append(["sweep", "--preset", "minatar", "--set", "total_timesteps=262144", "--runs-dir", str(folder)])
     # PPO within the noise of the untrained policy on held-out Catch at 1,024 steps (1.2 standard errors)
