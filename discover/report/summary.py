@@ -60,31 +60,7 @@ def summarize(finals: np.ndarray, zero: np.ndarray, labels: list[str], envs: lis
     halves = (slice(0, num_seeds // 2), slice(num_seeds // 2, num_seeds))
     chosen = paired.choose_points(paired.normalise(filled, zero, ppo), halves[0]) if tuned_rows else None
 
-    def statistic(returns: np.ndarray) -> dict:
-        out = {"mean": returns.mean(-1), "median": np.median(returns, -1), "iqm": paired.iqm(returns)}
-        if ppo is None:
-            return out
-        scores = paired.normalise(returns, zero, ppo)
-        out["normalised_iqm"] = paired.iqm(scores)
-        out["beats"] = paired.beats(returns, returns[..., ppo:ppo + 1, :, :, :])
-        for group, members in groups.items():
-            for name, cells in point_sets.items():
-                out[f"ratio|{group}|{name}"] = paired.ratio_to_ppo(scores, members["envs"], cells, ppo)
-        return out
-
-    def tuned_statistic(returns: np.ndarray) -> dict:
-        scores = paired.tuned(paired.normalise(returns, zero, ppo), chosen, halves[1])
-        return {f"tuned|{group}": paired.ratio_to_ppo(scores, members["envs"], [0], ppo)
-                for group, members in groups.items()}
-
-    rng = np.random.default_rng(seed)
-    point, draws = paired.bootstrap(statistic, filled, rng, halves=False)
-    if tuned_rows:  # resampled within each half, so the scoring seeds stay apart from the choosing ones
-        tuned_point, tuned_draws = paired.bootstrap(tuned_statistic, filled, rng, halves=True)
-        point, draws = {**point, **tuned_point}, {**draws, **tuned_draws}
-    score_seeds = num_seeds - num_seeds // 2  # a tuned row's, the second half
-    ci = {name: paired.interval(point[name], draws[name], score_seeds if name.startswith("tuned|") else num_seeds)
-          for name in point}
+    ci = _intervals(filled, zero, ppo, groups, point_sets, chosen, halves, seed)
     results["returns"] = _return_tables(ci, finals, failed, labels, envs, points, training)
     if ppo is None:
         return results
@@ -106,6 +82,38 @@ def summarize(finals: np.ndarray, zero: np.ndarray, labels: list[str], envs: lis
             "ratio_to_ppo_tuned": {group: {label: _interval(ci[f"tuned|{group}"], (i,))
                                          for i, label in enumerate(labels)} for group in groups}}
     return results
+
+
+def _intervals(filled, zero, ppo, groups: dict, point_sets: dict, chosen, halves, seed: int) -> dict:
+    """{statistic name: paired.interval} of every statistic of the report: return statistics per
+    cell, and with PPO the normalised IQMs, P(beats PPO), the ratios and (with `chosen`) the tuned rows."""
+    num_seeds = filled.shape[-1]
+
+    def statistic(returns: np.ndarray) -> dict:
+        out = {"mean": returns.mean(-1), "median": np.median(returns, -1), "iqm": paired.iqm(returns)}
+        if ppo is None:
+            return out
+        scores = paired.normalise(returns, zero, ppo)
+        out["normalised_iqm"] = paired.iqm(scores)
+        out["beats"] = paired.beats(returns, returns[..., ppo:ppo + 1, :, :, :])
+        for group, members in groups.items():
+            for name, cells in point_sets.items():
+                out[f"ratio|{group}|{name}"] = paired.ratio_to_ppo(scores, members["envs"], cells, ppo)
+        return out
+
+    def tuned_statistic(returns: np.ndarray) -> dict:
+        scores = paired.tuned(paired.normalise(returns, zero, ppo), chosen, halves[1])
+        return {f"tuned|{group}": paired.ratio_to_ppo(scores, members["envs"], [0], ppo)
+                for group, members in groups.items()}
+
+    rng = np.random.default_rng(seed)
+    point, draws = paired.bootstrap(statistic, filled, rng, halves=False)
+    if chosen is not None:  # resampled within each half, so the scoring seeds stay apart from the choosing ones
+        tuned_point, tuned_draws = paired.bootstrap(tuned_statistic, filled, rng, halves=True)
+        point, draws = {**point, **tuned_point}, {**draws, **tuned_draws}
+    score_seeds = num_seeds - num_seeds // 2  # a tuned row's, the second half
+    return {name: paired.interval(point[name], draws[name], score_seeds if name.startswith("tuned|") else num_seeds)
+            for name in point}
 
 
 def failed_scores(finals: np.ndarray, zero: np.ndarray) -> np.ndarray:
