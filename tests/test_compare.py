@@ -33,12 +33,14 @@ def test_compare_report_has_every_section_and_matches_results_json(tmp_path, cap
     report = (out / "report.md").read_text()
     results = json.loads((out / "results.json").read_text())
     for section in ("## Method", "## Ratio to PPO (PPO = 1)", "## Probability of beating PPO", "## Failed seeds",
-                    "## Final return per environment", "### CartPole-v1", "### Catch-bsuite", "## Figures", "## Drifts"):
+                    "## Final return per environment", "### CartPole-v1", "### Catch-bsuite", "## Figures",
+                    "## Drifts"):
         assert section in report
     assert results["schema_version"] == 2 and results["points"] == ["as set"] and "tuned" not in results
     tables = {env: results["returns"][env]["as set"] for env in ("CartPole-v1", "Catch-bsuite")}
     # Held-out marking: the learned drift trained on CartPole only.
-    assert tables["Catch-bsuite"]["learned"]["held_out"] is True and tables["CartPole-v1"]["learned"]["held_out"] is False
+    assert tables["Catch-bsuite"]["learned"]["held_out"] is True
+    assert tables["CartPole-v1"]["learned"]["held_out"] is False
     assert re.search(r"\| learned \|[^\n]*\| held out \|", report.split("### Catch-bsuite")[1])
     # Every number in the tables is in results.json; failed seeds would be scored as the untrained policy.
     for env, table in tables.items():
@@ -74,7 +76,8 @@ def test_compare_report_has_every_section_and_matches_results_json(tmp_path, cap
     p = results["probability_beats_ppo"]["learned"]["CartPole-v1"]["as set"]["value"]
     assert 0.0 <= p <= 1.0 and len(results["curves"]["ppo|CartPole-v1|as set"]) == 3
     configs = results["configs"]
-    assert configs["Catch-bsuite"]["as set"]["ent_coef"] == 0.02 and configs["CartPole-v1"]["as set"]["ent_coef"] == 0.01
+    assert configs["Catch-bsuite"]["as set"]["ent_coef"] == 0.02
+    assert configs["CartPole-v1"]["as set"]["ent_coef"] == 0.01
     page = (out / "report.html").read_text()
     assert "data:image/png;base64," in page and "http" not in page.replace("charset", "")
     # trpo, as in train: the zero drift in a KL ball, with its CartPole-v1 critic lr; the --set pairs still apply.

@@ -19,15 +19,17 @@ FAILED_SCORE = ("the lowest of the untrained policy's return and every finished 
 METHOD = (
     "Every label trains with the same seed keys on every env and grid point, so its seeds are paired with "
     "PPO's. A failed (non-finite) run scores the lowest of the untrained policy's return and every finished "
-    "run's on that env and grid point (normalised at most 0) and is counted in every statistic. Normalised score = (return - untrained policy's) / (PPO's mean over the env's runs - "
-    "untrained policy's). The ratio to PPO is the IQM of a label's normalised scores pooled over the envs "
+    "run's on that env and grid point (normalised at most 0) and is counted in every statistic. Normalised "
+    "score = (return - untrained policy's) / (PPO's mean over the env's runs - untrained policy's). The ratio "
+    "to PPO is the IQM of a label's normalised scores pooled over the envs "
     "(and grid points) of a group divided by the IQM of PPO's over the same cells, so PPO's ratio is 1 by "
     "construction; an env where PPO's mean does not beat the untrained policy's by "
     f"{MARGIN_SES:g} standard errors is left out of every label's aggregates. 95 % CIs come from "
     f"{paired.RESAMPLES} paired, stratified bootstrap draws: seed indices resampled within each env, the "
     "same indices for every label and grid point, and the normaliser, the IQMs and their ratio recomputed "
-    "in each draw (for tuned rows, within each half of the seeds). P(beats PPO) is the share of seeds whose run ends above PPO's run with the same seed "
-    "(ties 1/2). A tuned row picks, per env, the grid point with the best IQM on the first half of the seeds "
+    "in each draw (for tuned rows, within each half of the seeds). P(beats PPO) is the share of seeds whose "
+    "run ends above PPO's run with the same seed (ties 1/2). A tuned row picks, per env, the grid point "
+    "with the best IQM on the first half of the seeds "
     "and reports it on the second half, so the choice does not inflate the score. With fewer than "
     f"{paired.MIN_SEEDS_FOR_CI} seeds a number has no CI.")
 
