@@ -9,7 +9,6 @@ import os
 from discover.report.paired import MIN_SEEDS_FOR_CI
 
 
-
 def _fmt(value, ci=None) -> str:
     if value is None:
         return "failed"
