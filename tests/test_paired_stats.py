@@ -4,6 +4,7 @@ normalise, tuned rows on disjoint seeds, and no CIs from too few seeds."""
 
 import numpy as np
 import pytest
+import scipy.stats
 
 from discover.report import paired
 from discover.report.markdown import markdown_report
@@ -28,6 +29,8 @@ def test_iqm_on_known_cases_and_along_an_axis():
     rows = np.array([np.arange(8.0), np.arange(8.0)[::-1] * 10])
     np.testing.assert_allclose(paired.iqm(rows, axis=1), [3.5, 35.0])  # the axis is honoured
     np.testing.assert_allclose(paired.iqm(rows.T, axis=0), [3.5, 35.0])
+    x = np.random.default_rng(0).normal(size=(3, 17, 2))  # scipy's 25 % trimmed mean is the same statistic
+    np.testing.assert_allclose(paired.iqm(x, axis=1), scipy.stats.trim_mean(x, 0.25, axis=1))
 
 
 @pytest.mark.parametrize("data_seed", range(5))

@@ -6,8 +6,8 @@
 Writes `report.md`, a self-contained `report.html` (PNG figures inlined as base64),
 `results.json` (every number behind the tables and figures) and the PNGs into the output
 folder atomically (`discover.report`). A drift is anything the drift resolver takes: a drift
-file, a packaged drift, a zoo name, or `trpo`. A failed (NaN) run is reported as failed,
-counted with the untrained policy's score, never dropped.
+file, a packaged drift, a zoo name, or `trpo`. A failed (NaN) run is counted in every
+statistic with a defined score (`report.summary.FAILED_SCORE`), never dropped.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from discover.cli.progress import progress_display
 from discover.report.folder import check_report_folder, write_report_folder
 from discover.report.summary import summarize
 from discover.training.grid import AS_SET, GridPoint, parse_grid
-from discover.training.references import UNTRAINED_LR, untrained_returns
+from discover.training.references import UNTRAINED_LR, standard_error, untrained_returns
 from discover.training.resolver import resolve_drift, split_drift_settings
 from discover.training.seeds import train_seeds
 from inner_loop.envs import make_env
@@ -163,8 +163,8 @@ def train_all(entries: list[dict], envs: list[str], points: list[str], configs: 
               seeds: int, seed: int) -> dict:
     """{(label, env, point): {final_return, curve}} for every drift on every env and grid point
     with the same seeds, and {(None, env, point): {mean, se}}: the untrained policy's return
-    (learning rate ~0, same seeds), the zero point of the normalised scores and the score of a
-    failed run; NaN where no untrained seed ended an episode (never a made-up 0)."""
+    (learning rate ~0, same seeds), the zero point of the normalised scores and a bound on a
+    failed run's score; NaN where no untrained seed ended an episode (never a made-up 0)."""
     console = Console(stderr=True)
     runs, untrained = {}, {}
     key = jax.random.PRNGKey(seed)
@@ -186,9 +186,9 @@ def train_all(entries: list[dict], envs: list[str], points: list[str], configs: 
                 if _untrained_key(config) not in untrained:  # an lr grid: one untrained run per env
                     progress.update(task, description=f"untrained policy on {env}{at}")
                     finite = untrained_returns(config, seeds, env_key)
-                    untrained[_untrained_key(config)] = {
-                        "mean": float(np.mean(finite)) if finite.size else float("nan"),
-                        "se": float(finite.std(ddof=1) / np.sqrt(finite.size)) if finite.size > 1 else float("nan")}
+                    se = standard_error(finite)
+                    untrained[_untrained_key(config)] = {"mean": float(np.mean(finite)) if finite.size else float("nan"),
+                                                         "se": float("nan") if se is None else se}
                     progress.advance(task)
                 runs[(None, env, point)] = untrained[_untrained_key(config)]
     return runs

@@ -121,7 +121,7 @@ def _failed_seeds_table(results: dict, labels: list[str], envs: list[str], runs:
 
 def _return_tables(results: dict, meta: dict, labels: list[str], envs: list[str], points: list[str]) -> list[str]:
     lines = ["## Final return per environment", "",
-             "Failed seeds scored as the untrained policy's return (\"failed\" where that was not measured).", ""]
+             f"Failed seeds scored as {results['failed_seed_score']} (\"failed\" where neither exists).", ""]
     point_column = len(points) > 1
     for env in envs:
         lines += [f"### {env}", "", "| drift | " + ("grid point | " if point_column else "")

@@ -5,7 +5,7 @@ is paired with seed i of every other. A bootstrap draw resamples seed indices wi
 (and within each half of the seeds where tuned rows are chosen on one half), the same indices
 for every label and grid point, and recomputes everything from them: the normaliser, the IQMs
 and their ratio. Return arrays are (labels, envs, points, seeds); draws put a resample axis
-in front. A failed seed's return has already been replaced by the untrained policy's.
+in front. A failed seed's return has already been replaced by its score (`summary.failed_scores`).
 """
 
 from __future__ import annotations

@@ -70,7 +70,7 @@ MARGIN_SES = 3.0  # PPO must beat the untrained policy by 3 standard errors of t
 LEARNABLE_REMEDY = "give that env a larger total_timesteps or another lr"
 
 
-def _standard_error(values) -> float | None:
+def standard_error(values) -> float | None:
     """The standard error of the mean of per-seed returns; None with fewer than 2 seeds."""
     values = np.asarray(values if values is not None else [], np.float64)
     return float(values.std(ddof=1) / np.sqrt(values.size)) if values.size >= 2 else None
@@ -79,7 +79,7 @@ def _standard_error(values) -> float | None:
 def reference_margin(entry: dict) -> float:
     """How far PPO's reference return must exceed the untrained policy's: MARGIN_SES standard
     errors of the difference of the two means, from the entry's per-seed returns."""
-    ppo = _standard_error(entry.get("final_returns"))
+    ppo = standard_error(entry.get("final_returns"))
     if ppo is None:
         raise ConfigError(f"the PPO reference of {entry.get('env_id')} has no per-seed final_returns of 2 or more "
                           "seeds, so its noise is unknown; measure it again (scripts/ppo_references.py)")
@@ -90,7 +90,7 @@ def reference_margin(entry: dict) -> float:
         # seed that finished an episode) take PPO's standard error for the untrained policy's:
         # on the stored envs the untrained seeds spread at most about as much (sd ratio CartPole
         # 0.02, Acrobot 0.06, Breakout 0.09, Pendulum 1.04; ppo_references.json, 16 seeds each).
-        untrained = _standard_error(entry.get("untrained_returns"))
+        untrained = standard_error(entry.get("untrained_returns"))
         untrained = ppo if untrained is None else untrained
     return MARGIN_SES * float(np.hypot(ppo, untrained))
 
