@@ -55,13 +55,20 @@ def pad_runs(tree, size: int):
     return jax.tree.map(pad, tree)
 
 
-def shard_runs(fn: Callable, mesh: Mesh | None) -> Callable:
+def shard_runs(fn: Callable, mesh: Mesh | None, whole_leading_args: int = 0) -> Callable:
     """`fn` (vmapped over axis 0 of every argument and output) with that axis split over
     the one axis of `mesh`; `fn` itself when `mesh` is None. Axis 0 must be a multiple of
-    the mesh's size."""
+    the mesh's size. The first `whole_leading_args` arguments are not split: every device
+    gets them whole (e.g. loop bounds that all runs share)."""
     if mesh is None:
         return fn
     spec = PartitionSpec(*mesh.axis_names)
+    if whole_leading_args:
+        def in_specs(*args):  # shard_map needs one spec per positional argument
+            return (PartitionSpec(),) * whole_leading_args + (spec,) * (len(args) - whole_leading_args)
+
+        return lambda *args: jax.shard_map(fn, mesh=mesh, in_specs=in_specs(*args), out_specs=spec,
+                                           check_vma=False)(*args)
     # check_vma=False: the runs never communicate, so no collective is needed (values `fn`
     # closes over, e.g. drift params, are constants every device holds; tests/sharded_seeds.py
     # checks the compiled program has no collective). The check would ask every scan carry

@@ -1,8 +1,9 @@
 """One mirror-learning run, end-to-end jitted: `make_train(config, drift)`.
 
 Each update (purejaxrl's structure, nested `lax.scan`): roll out `num_envs` gymnax envs
-for `num_steps`, evaluate the critic on the batch and on the pre-reset final observations,
-compute GAE, then improve the policy with the mirror-learning objective
+for `num_steps`, evaluate the critic on the batch (and on the pre-reset final observations
+of truncated episodes, to bootstrap them), compute GAE, then improve the policy with the
+mirror-learning objective
 
     maximise  E_{s,a ~ pi_old}[ r A - d(r, A, progress) ]   over pi in N(pi_old)
 
@@ -94,8 +95,8 @@ class Trainer:
     """`make_train(config, drift)`'s result: `trainer(key, drift_params[, hparams])`.
 
     Pure and jittable; vmap it over keys (seeds), drift params (a population) and
-    hyperparameters (variants) in any combination. `init`, `run_updates` and `summarize`
-    are the same computation in stages, for callers that show progress between chunks.
+    hyperparameters (variants) in any combination. `init`, `empty_record`, `run_updates` and
+    `summarize` are the same computation in stages, for callers that show progress between chunks.
     """
 
     def __init__(self, config: TrainConfig, drift: Drift, env_spec: EnvSpec | None = None):
@@ -106,6 +107,7 @@ class Trainer:
                                                config.hidden_size, config.num_layers, config.activation)
         self.num_updates = config.num_updates
         self.final_window = max(1, math.ceil(config.final_window * self.num_updates))
+        self.max_truncations = max_truncations(self.spec, config.num_steps)
 
     # ---- public API ------------------------------------------------------------------
     def __call__(self, key, drift_params, hparams: Hyperparams | None = None) -> dict:
@@ -116,8 +118,9 @@ class Trainer:
         """The whole run: (final RunnerState, metrics)."""
         hparams = self.default_hparams() if hparams is None else hparams
         state = self.init(key, hparams)
-        state, per_update = self.run_updates(state, drift_params, hparams, self.num_updates)
-        return state, self.summarize(per_update)
+        record = self.empty_record(state, drift_params, hparams)
+        state, record = self.run_updates(state, drift_params, hparams, record, 0, self.num_updates)
+        return state, self.summarize(record)
 
     def default_hparams(self) -> Hyperparams:
         return Hyperparams.from_config(self.config)
@@ -138,11 +141,33 @@ class Trainer:
             discounted_return=jnp.zeros(cfg.num_envs), episode_return=jnp.zeros(cfg.num_envs),
             key=key, update=jnp.asarray(0, jnp.int32))
 
-    def run_updates(self, state: RunnerState, drift_params, hparams: Hyperparams | None,
-                    num_updates: int):
-        """`num_updates` updates in one scan: (state, per-update metrics)."""
+    def empty_record(self, state: RunnerState, drift_params, hparams: Hyperparams | None = None) -> dict:
+        """Zeroed per-update metrics, each shaped (num_updates,): `run_updates` fills them in."""
         hparams = self.default_hparams() if hparams is None else hparams
-        return jax.lax.scan(lambda s, _: self.update(s, drift_params, hparams), state, None, num_updates)
+        shapes = jax.eval_shape(lambda s: self.update(s, drift_params, hparams)[1], state)
+        return jax.tree.map(lambda x: jnp.zeros((self.num_updates,) + x.shape, x.dtype), shapes)
+
+    def run_updates(self, state: RunnerState, drift_params, hparams: Hyperparams | None, record: dict,
+                    start, stop):
+        """Updates `start` to `stop` (ints, or traced scalars: one compiled program runs a chunk of
+        any length), each writing its metrics into row `update` of `record`: (state, record).
+
+        A run split into chunks computes exactly what one call computes: the loop body is the
+        same program, and the loop counter is never batched (vmap leaves it a plain loop).
+        """
+        hparams = self.default_hparams() if hparams is None else hparams
+
+        def body(carry):
+            update, state, record = carry
+            state, metrics = self.update(state, drift_params, hparams)
+            record = jax.tree.map(lambda rows, value: rows.at[update].set(value), record, metrics)
+            return update + 1, state, record
+
+        # a while loop for the whole run and its chunks alike (fori_loop makes a scan of constant bounds)
+        stop = jnp.asarray(stop, jnp.int32)
+        _, state, record = jax.lax.while_loop(lambda carry: carry[0] < stop, body,
+                                              (jnp.asarray(start, jnp.int32), state, record))
+        return state, record
 
     def summarize(self, per_update: dict) -> dict:
         """One run's per-update metrics -> its metrics (curve, final_return, ...).
@@ -264,15 +289,41 @@ class Trainer:
         return state, traj, {"episode_return_sum": carry.return_sum, "episode_count": carry.episode_count}
 
     def _batch(self, state: RunnerState, traj: Transition, hparams: Hyperparams) -> Batch:
-        """Critic values (one batched call) and GAE for a rollout, flattened to a batch."""
+        """Critic values and GAE for a rollout, flattened to a batch.
+
+        The critic runs on T + 1 rows (each step's observation and the last step's final one);
+        V(s'_t) is the next row's value, except where an episode was truncated at t < T - 1:
+        there the pre-reset final observation is evaluated, at most `self.max_truncations` of
+        them per env. (Where an episode terminated, V(s'_t) is not used; where it goes on, the
+        next row's observation is the final one, normalised alike.)"""
         cfg = self.config
-        both = jnp.concatenate([traj.obs, traj.final_obs], axis=0)  # (2T, N, obs_dim)
-        values = self.net.critic.apply(state.params["critic"], both)
-        value, next_value = values[: cfg.num_steps], values[cfg.num_steps:]
+        # the last step's final observation is the next rollout's first where the episode goes on,
+        # and the one to bootstrap from where it was truncated
+        values = self.net.critic.apply(state.params["critic"], jnp.concatenate([traj.obs, traj.final_obs[-1:]]))
+        value, next_value = values[:-1], values[1:]
+        truncated = jnp.logical_and(traj.done, jnp.logical_not(traj.terminated))  # (T, N)
+        if self.max_truncations >= cfg.num_steps:
+            final_values = self.net.critic.apply(state.params["critic"], traj.final_obs)
+            next_value = jnp.where(truncated, final_values, next_value)
+        else:
+            next_value = self._bootstrap_truncations(state.params["critic"], traj.final_obs, truncated, next_value)
         advantage, target = compute_gae(traj.reward, value, next_value, traj.terminated, traj.done,
                                         hparams.gamma, hparams.gae_lambda)
         batch = Batch(traj.obs, traj.action, traj.log_prob, value, advantage, target)
         return jax.tree.map(lambda x: x.reshape((cfg.batch_size,) + x.shape[2:]), batch)
+
+    def _bootstrap_truncations(self, critic_params, final_obs, truncated, next_value):
+        """`next_value` with V(final_obs[t, n]) wherever env n was truncated at step t. NaN in an
+        env's column if it truncated more often than `max_truncations` allows (never, for a
+        gymnax time limit: the bound cannot fail silently)."""
+        times = jax.vmap(lambda column: jnp.nonzero(column, size=self.max_truncations, fill_value=0)[0],
+                         in_axes=1)(truncated)  # (N, K): the truncation steps of each env, padded with 0
+        envs = jnp.arange(truncated.shape[1])[:, None]
+        gathered = self.net.critic.apply(critic_params, final_obs[times, envs])  # (N, K)
+        keep = truncated[times, envs]  # padding entries write the value already there
+        next_value = next_value.at[times, envs].set(jnp.where(keep, gathered, next_value[times, envs]))
+        overflow = jnp.sum(truncated, axis=0) > self.max_truncations
+        return jnp.where(overflow[None, :], jnp.nan, next_value)
 
     # ---- optimisation ----------------------------------------------------------------
     def _optimizer(self, hparams: Hyperparams) -> optax.GradientTransformation:
@@ -384,6 +435,16 @@ class Trainer:
         params, opt_state, value_info, _ = self._minibatch_epochs(
             {**params, "actor": actor}, opt_state, batch, drift_params, progress, hparams, key, policy=False)
         return params, opt_state, {"policy_loss": -new_objective, **value_info, **info, **step_info}, inputs
+
+
+def max_truncations(spec: EnvSpec, num_steps: int) -> int:
+    """How often one env can be truncated in a rollout of `num_steps` steps: gymnax truncates
+    when an episode's step count reaches `max_steps_in_episode`, so at most once in that many
+    steps. `num_steps` (every step) for an env without that limit."""
+    limit = getattr(spec.env_params, "max_steps_in_episode", None)
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        return num_steps
+    return min(num_steps, math.ceil(num_steps / limit))
 
 
 def make_train(config: TrainConfig, drift: Drift) -> Trainer:

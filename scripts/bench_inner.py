@@ -1,211 +1,289 @@
-"""Inner-loop speed: env steps per second, compile time, memory vs. run length.
+"""Paired throughput benchmark: our inner loop against peer PPO code, its progress display, and
+a sweep generation against the inner loop alone.
 
-    python scripts/bench_inner.py [--quick] [--repeats 5] [--out results/bench_inner.json]
+    python scripts/bench_inner.py [--pairs 5] [--updates 10] [--rejax-python PATH] [--only NAME ...]
+                                  [--out docs/results/throughput/bench.json]
 
-Rows:
-  * the peer reference configs measured on the issue author's 2-core CPU with other JAX
-    PPO code: Breakout-MinAtar 64 envs x 128 steps, 4 epochs, 8 minibatches, 64x64 MLP,
-    one seed (~79,000 steps/s); CartPole-v1 8 envs x 128 steps, 4 seeds (~146,000-172,000);
-    8 hyperparameter variants x 4 seeds (~236,000). Target: 1.2x those;
-  * the same three configs run by `peer_ppo.py`, a plain PPO built the way those peers are
-    (a vmap on one device), timed here beside ours: steps/s depend on the host, the ratio to
-    the yardstick less so. Ours run as the product runs them, the vmapped runs split over all
-    local devices (on CPU, `inner_loop` makes one device per core), and once more on one
-    device, on the yardstick's footing;
-  * PPO and `lpo` on CartPole-v1 and Breakout-MinAtar for 1, 8 and 32 vmapped members
-    (`lpo`: a population of drift params; PPO: learning-rate variants), one seed each;
-    target: `lpo` within 15% of PPO;
-  * memory: XLA's buffer sizes of the compiled trainer for 10x more updates (flat = same).
-Env steps are counted over all vmapped runs; timings exclude compilation. Runs that are
-compared (ours vs the yardstick, lpo vs PPO) alternate their calls; each row is its fastest
-of `--repeats` calls.
+Every comparison compiles its two sides, runs each once (warm-up), then alternates their timed
+calls, A B, B A, A B, ... (`--pairs` pairs; one A B alternation cannot resolve 5 % on a host
+whose speed drifts 10 % from run to run). Per pair: the speed ratio A / B (same env steps per
+call on both sides). Reported: the median of the pair ratios, their min and max, and each
+side's median env steps/s. Compilation is never timed.
+
+Comparisons (Breakout-MinAtar: 64 envs x 128 steps, 4 epochs, 8 minibatches, 64x64 ReLU MLP,
+lr 1e-2, as the issue's measurements; `--updates` updates per call):
+  * `peer-1`, `peer-8`: ours as `discover train` runs it (`SeedRunner` with the progress display,
+    seeds split over the local devices) against `peer_ppo.py`, a single-file PPO built as
+    purejaxrl builds it (one vmap on one device), 1 and 8 seeds;
+  * `rejax-1`, `rejax-8`: the same against rejax 0.1.3's PPO, run by `rejax_peer.py` in its own
+    venv (`--rejax-python`; skipped without it);
+  * `progress-8`: ours with the progress display (chunks sized by time) against ours as one
+    compiled call, 8 seeds: the display's cost;
+  * `generation`: a `quick` sweep generation (ask, evaluate, tell) against the same population
+    evaluated by the inner loop alone (`make_population_fitness`): the ES machinery's cost;
+  * `baseline-1`, `baseline-8`: ours against ours in another checkout (`--baseline-repo`, e.g. a
+    `git worktree` of the commit before a change), that checkout's copy of this script serving
+    its side in a subprocess.
+Also: XLA's buffer sizes of the compiled trainer for 10x more updates (flat = memory does not
+grow with run length).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import platform
 import statistics
+import subprocess
 import sys
 import time
 
 import inner_loop  # noqa: F401  (XLA flag before jax)
 import jax
-import jax.numpy as jnp
 from rich.console import Console
-from rich.table import Table
 
-from discover.files.atomic import write_json_atomic
+from discover.files.atomic import package_versions, write_json_atomic
+from discover.sweep.config import get_preset
+from discover.sweep.machinery import build_machinery, normalisation, strong_types
+from discover.training.references import find_reference
+from discover.training.seeds import SeedRunner
 from inner_loop import drifts, make_train, preset
-from inner_loop.parallel import pad_runs, padded_size, runs_mesh, shard_runs
+from inner_loop.parallel import pad_runs, runs_mesh, shard_runs
+from outer_loop import make_population_fitness
+from outer_loop.sharding import member_mesh
 from peer_ppo import make_peer_train
 
-REFERENCE = {"breakout_1seed": 79_000, "cartpole_4seeds": 172_000, "cartpole_8x4": 236_000}
+ENV_ID = "Breakout-MinAtar"
 
 
-def config_for(env_id: str, updates: int):
-    cfg = preset(env_id)
-    if env_id == "CartPole-v1":
-        cfg = cfg.replace(num_envs=8)  # the reference: 8 envs x 128 steps
-    return cfg.replace(total_timesteps=cfg.batch_size * updates)
+def breakout(updates: int):
+    config = preset(ENV_ID)
+    return config.replace(total_timesteps=config.batch_size * updates)
 
 
-def prepare(env_id: str, drift_name: str, members: int, seeds: int, updates: int, devices: int | None = None) -> dict:
-    """Compile `members` x `seeds` vmapped runs (members: lpo params or PPO lr variants;
-    `peer`: the yardstick of peer_ppo.py on the same config) and run them once (warm-up).
+class Ours:
+    """`discover train`'s path: a SeedRunner, with the progress display (chunks by time) or in one call."""
 
-    Ours run as the product runs them: the members x seeds runs split over all local devices
-    (`inner_loop.parallel`; on CPU one device per core), or over the first `devices` of
-    them. The yardstick runs as its peers do: a plain vmap on one device."""
-    config = config_for(env_id, updates)
-    keys = jax.random.split(jax.random.PRNGKey(1), seeds)
-    if drift_name == "peer":
-        train = make_peer_train(env_id, config.num_envs, config.num_steps, config.update_epochs,
-                                config.num_minibatches, config.num_updates, config.hidden_size, config.activation)
-        lrs = config.lr * (jnp.logspace(-0.5, 0.5, members) if members > 1 else jnp.ones(1))
-        fn = jax.jit(jax.vmap(jax.vmap(train, in_axes=(0, None)), in_axes=(None, 0)))
-        args = (keys, lrs)
-        used_devices = 1
-    else:
-        if drift_name == "lpo":
-            drift = drifts.get("lpo", init_scale=0.1)
-            params = jax.vmap(drift.init)(jax.random.split(jax.random.PRNGKey(0), members))
-            train = make_train(config, drift)
-            hparams = jax.tree.map(lambda x: jnp.broadcast_to(x, (members,)), train.default_hparams())
-        else:
-            train = make_train(config, drifts.get("ppo"))
-            params = {}
-            base = train.default_hparams()
-            hparams = jax.tree.map(lambda x: jnp.broadcast_to(x, (members,)), base).replace(
-                lr=base.lr * jnp.logspace(-0.5, 0.5, members) if members > 1 else base.lr[None])
-        mesh = runs_mesh(members * seeds, jax.local_devices()[:devices])
-        if mesh is None:
-            over_seeds = jax.vmap(train, in_axes=(0, None, None))
-            fn = jax.jit(jax.vmap(over_seeds, in_axes=(None, 0 if drift_name == "lpo" else None, 0)))
-            args = (keys, params, hparams)
-        else:  # one flat axis of members x seeds runs, split over the devices
-            runs = padded_size(members * seeds, mesh)
-            flat = (jnp.tile(keys, (members, 1)),
-                    jax.tree.map(lambda x: jnp.repeat(x, seeds, axis=0), params),
-                    jax.tree.map(lambda x: jnp.repeat(x, seeds, axis=0), hparams))
-            args = pad_runs(flat, runs)
-            fn = jax.jit(shard_runs(jax.vmap(train), mesh))
-        used_devices = 1 if mesh is None else mesh.size
-    t0 = time.perf_counter()
-    compiled = fn.lower(*args).compile()
-    compile_seconds = time.perf_counter() - t0
-    out = jax.block_until_ready(compiled(*args))  # warm-up (allocations)
-    finite = out if drift_name == "peer" else out["value_loss"]
-    return {"compiled": compiled, "args": args, "times": [],
-            "row": {"env": env_id, "drift": drift_name, "members": members, "seeds": seeds, "devices": used_devices,
-                    "num_envs": config.num_envs, "num_steps": config.num_steps, "updates": config.num_updates,
-                    "env_steps": members * seeds * config.env_steps, "compile_seconds": compile_seconds,
-                    "finite": bool(jnp.all(jnp.isfinite(finite)))}}
+    def __init__(self, updates: int, seeds: int, progress: bool = True):
+        config = breakout(updates)
+        self.runner = SeedRunner(config, drifts.get("ppo"), {}, seeds)
+        self.progress, self.steps = progress, seeds * config.env_steps
+        self.devices = 1 if self.runner.mesh is None else self.runner.mesh.size
+
+    def __call__(self) -> float:
+        return self.runner(jax.random.PRNGKey(1), (lambda done, total: None) if self.progress else None).run_seconds
 
 
-def measure_together(runs: list[tuple], repeats: int) -> list[dict]:
-    """Time runs that are compared with each other (ours vs the yardstick, lpo vs ppo) by
-    alternating their calls, `repeats` each, and keep the fastest call of each. On a shared
-    host the speed drifts by 20-30% over minutes; alternating exposes the runs of one
-    comparison to the same drift, and the slower calls measure the neighbours."""
-    prepared = [prepare(*run) for run in runs]
-    for _ in range(repeats):
-        for p in prepared:
-            t0 = time.perf_counter()
-            jax.block_until_ready(p["compiled"](*p["args"]))
-            p["times"].append(time.perf_counter() - t0)
-    rows = []
-    for p in prepared:
-        row, times = p["row"], p["times"]
-        row.update(seconds=min(times), median_seconds=statistics.median(times),
-                   env_steps_per_second=row["env_steps"] / min(times))
-        rows.append(row)
-    return rows
+class OneCall:
+    """Ours as one compiled function: init, every update and the summary in one program."""
+
+    def __init__(self, updates: int, seeds: int):
+        config = breakout(updates)
+        train, mesh = make_train(config, drifts.get("ppo")), runs_mesh(seeds)
+        self.keys = pad_runs(jax.random.split(jax.random.PRNGKey(1), seeds), seeds if mesh is None else
+                             -(-seeds // mesh.size) * mesh.size)
+        self.fn = jax.jit(shard_runs(lambda keys: jax.vmap(train, in_axes=(0, None))(keys, {}), mesh)).lower(
+            self.keys).compile()
+        self.steps, self.devices = seeds * config.env_steps, 1 if mesh is None else mesh.size
+
+    def __call__(self) -> float:
+        start = time.perf_counter()
+        jax.block_until_ready(self.fn(self.keys))
+        return time.perf_counter() - start
+
+
+class Peer:
+    """`peer_ppo.py` (purejaxrl's design): one vmap over seeds on one device."""
+
+    def __init__(self, updates: int, seeds: int):
+        c = breakout(updates)
+        train = make_peer_train(ENV_ID, c.num_envs, c.num_steps, c.update_epochs, c.num_minibatches,
+                                c.num_updates, c.hidden_size, c.activation)
+        self.keys = jax.random.split(jax.random.PRNGKey(1), seeds)
+        self.fn = jax.jit(jax.vmap(train, in_axes=(0, None))).lower(self.keys, c.lr).compile()
+        self.lr, self.steps, self.devices = c.lr, seeds * c.env_steps, 1
+
+    def __call__(self) -> float:
+        start = time.perf_counter()
+        jax.block_until_ready(self.fn(self.keys, self.lr))
+        return time.perf_counter() - start
+
+
+class Rejax:
+    """rejax's PPO in its own venv (`rejax_peer.py`), timed there, one call per line sent."""
+
+    def __init__(self, python: str, updates: int, seeds: int):
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rejax_peer.py")
+        self.proc = subprocess.Popen([python, script, ENV_ID, str(seeds), str(updates)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, env={**os.environ, "XLA_FLAGS": ""})
+        line = self.proc.stdout.readline().strip()
+        if line != "ready":
+            raise RuntimeError(f"rejax_peer.py did not start (said {line!r})")
+        self.steps, self.devices = seeds * breakout(updates).env_steps, 1
+
+    def __call__(self) -> float:
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+        return float(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+class Served:
+    """One side run by another checkout's copy of this script (`--serve`), e.g. the code before a
+    change: `--baseline-repo PATH` compares it with this checkout's, paired like the rest."""
+
+    def __init__(self, repo: str, side: str, updates: int):
+        script = os.path.join(repo, "scripts", "bench_inner.py")
+        self.proc = subprocess.Popen([sys.executable, script, "--serve", side, "--updates", str(updates)], cwd=repo,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                     env={**os.environ, "PYTHONPATH": repo})
+        line = self.proc.stdout.readline().split()
+        if not line or line[0] != "ready":
+            raise RuntimeError(f"{script} --serve {side} did not start (said {line!r})")
+        self.steps, self.devices = int(line[1]), int(line[2])
+
+    __call__ = Rejax.__call__
+    close = Rejax.close
+
+
+def serve(side: str, updates: int) -> None:
+    """`--serve KIND:SEEDS`: build that side, print `ready STEPS DEVICES`, then time one call per line read."""
+    kind, seeds = side.split(":")
+    timed = {"ours": Ours, "onecall": OneCall, "peer": Peer}[kind](updates, int(seeds))
+    timed()  # warm-up
+    print("ready", timed.steps, timed.devices, flush=True)
+    for _ in sys.stdin:
+        print(timed(), flush=True)
+
+
+class Generation:
+    """One generation of the `quick` sweep (ask, evaluate members x seeds x envs, tell), as the sweep calls it."""
+
+    def __init__(self):
+        config = get_preset("quick")
+        entries = [find_reference(c) or {"ppo_reference_return": 1.0} for c in config.train_configs()]
+        self.machinery = build_machinery(config, normalisation(entries))
+        self.state, _ = self.machinery.run_generations(self.machinery.initial_state, 1)  # compiles
+        jax.block_until_ready(self.state)
+        self.config, self.steps = config, self.machinery.env_steps_per_generation
+        self.devices = len(jax.local_devices())
+
+    def __call__(self) -> float:
+        start = time.perf_counter()
+        self.state, metrics = self.machinery.run_generations(self.state, 1)
+        jax.block_until_ready((self.state, metrics))
+        return time.perf_counter() - start
+
+
+class PopulationAlone:
+    """The same population size, seeds and envs evaluated by the inner loop alone (no ask, no tell)."""
+
+    def __init__(self, generation: Generation):
+        config, machinery = generation.config, generation.machinery
+        entries = [find_reference(c) or {"ppo_reference_return": 1.0} for c in config.train_configs()]
+        fitness = make_population_fitness(config.train_configs(), machinery.drift, normalisation(entries),
+                                          config.seeds_per_member, mesh=member_mesh(config.population_size),
+                                          randomize=config.randomize())
+        self.population, _ = machinery.strategy.ask(jax.random.PRNGKey(1), strong_types(generation.state).es_state,
+                                                    machinery.es_params)
+        self.fn = jax.jit(fitness).lower(jax.random.PRNGKey(2), self.population).compile()
+        self.calls, self.steps, self.devices = 0, generation.steps, generation.devices
+
+    def __call__(self) -> float:
+        self.calls += 1
+        start = time.perf_counter()
+        jax.block_until_ready(self.fn(jax.random.PRNGKey(2 + self.calls), self.population))
+        return time.perf_counter() - start
+
+
+def paired(a, b, pairs: int) -> dict:
+    """Alternate the timed calls of `a` and `b` (A B, B A, ...) after a warm-up call of each."""
+    a(), b()
+    times_a, times_b = [], []
+    for i in range(pairs):
+        for side, times in ((a, times_a), (b, times_b)) if i % 2 == 0 else ((b, times_b), (a, times_a)):
+            times.append(side())
+    ratios = [(tb / b.steps) / (ta / a.steps) for ta, tb in zip(times_a, times_b)]  # speed of A over B
+    return {"ratio_median": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
+            "ratios": ratios, "a_steps_per_second": a.steps / statistics.median(times_a),
+            "b_steps_per_second": b.steps / statistics.median(times_b), "a_seconds": times_a, "b_seconds": times_b,
+            "a_devices": a.devices, "b_devices": b.devices, "env_steps_per_call": a.steps}
 
 
 def memory_by_run_length(env_id: str, updates: list[int]) -> list[dict]:
     rows = []
     for n in updates:
-        train = make_train(config_for(env_id, n), drifts.get("ppo"))
+        config = preset(env_id)
+        train = make_train(config.replace(total_timesteps=config.batch_size * n), drifts.get("ppo"))
         analysis = jax.jit(train).lower(jax.random.PRNGKey(0), {}).compile().memory_analysis()
         rows.append({"env": env_id, "updates": n, "temp_bytes": int(analysis.temp_size_in_bytes),
                      "output_bytes": int(analysis.output_size_in_bytes)})
     return rows
 
 
+COMPARISONS = {  # name: (label A, label B, builder of (A, B) from the arguments)
+    "peer-1": ("ours", "purejaxrl-style peer", lambda a: (Ours(a.updates, 1), Peer(a.updates, 1))),
+    "peer-8": ("ours", "purejaxrl-style peer", lambda a: (Ours(a.updates, 8), Peer(a.updates, 8))),
+    "rejax-1": ("ours", "rejax 0.1.3", lambda a: (Ours(a.updates, 1), Rejax(a.rejax_python, a.updates, 1))),
+    "rejax-8": ("ours", "rejax 0.1.3", lambda a: (Ours(a.updates, 8), Rejax(a.rejax_python, a.updates, 8))),
+    "progress-8": ("with progress", "one call", lambda a: (Ours(a.updates, 8), OneCall(a.updates, 8))),
+    "generation": ("generation", "inner loop alone", lambda a: (lambda g: (g, PopulationAlone(g)))(Generation())),
+    "baseline-1": ("this checkout", "baseline", lambda a: (Ours(a.updates, 1), Served(a.baseline_repo, "ours:1", a.updates))),
+    "baseline-8": ("this checkout", "baseline", lambda a: (Ours(a.updates, 8), Served(a.baseline_repo, "ours:8", a.updates))),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer updates (a smoke run, noisy numbers)")
+    parser.add_argument("--pairs", type=int, default=5, help="alternated pairs of timed calls (default 5)")
+    parser.add_argument("--updates", type=int, default=10, help="Breakout updates (8,192 steps) per call")
+    parser.add_argument("--rejax-python", default=None, help="python of a venv with rejax 0.1.3 and gymnax 0.0.9")
+    parser.add_argument("--baseline-repo", default=None, help="another checkout, for the baseline-* comparisons")
+    parser.add_argument("--only", nargs="+", choices=sorted(COMPARISONS), default=None)
+    parser.add_argument("--serve", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", default="results/bench_inner.json")
-    parser.add_argument("--repeats", type=int, default=5, help="timed calls per run (the fastest counts)")
     args = parser.parse_args()
-    if args.repeats < 1:
-        parser.error(f"--repeats {args.repeats} is not allowed; it must be >= 1")
-    cart_updates, breakout_updates = (4, 2) if args.quick else (40, 6)
-    # piped into a log, rich would squeeze the 8-column table into 80 columns
+    for name in ("pairs", "updates"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} {getattr(args, name)} is not allowed; it must be >= 1")
+    if args.serve:
+        return serve(args.serve, args.updates)
     console = Console(width=None if sys.stdout.isatty() else 150)
-
-    # (label, env, drift, members, seeds, updates, devices, reference); the runs of one
-    # group alternate. Ours run on all local devices (the product's default) and, for the
-    # same-footing comparison with the one-device yardstick, on one device.
-    groups = []
-    for label, env_id, members, seeds, updates, ref in (
-            ("Breakout 1 seed", "Breakout-MinAtar", 1, 1, breakout_updates, "breakout_1seed"),
-            ("CartPole 4 seeds", "CartPole-v1", 1, 4, cart_updates, "cartpole_4seeds"),
-            ("CartPole 8 variants x 4 seeds", "CartPole-v1", 8, 4, cart_updates, "cartpole_8x4")):
-        who = [("ours", "ppo", None), ("ours, 1 device", "ppo", 1), ("yardstick", "peer", 1)]
-        if members * seeds == 1 or len(jax.local_devices()) == 1:
-            who = who[1:]  # one run, or one device: nothing to split
-        groups.append([(f"{name}: {label}", env_id, drift, members, seeds, updates, devices, ref)
-                       for name, drift, devices in who])
-    for env_id, updates in (("CartPole-v1", cart_updates), ("Breakout-MinAtar", breakout_updates)):
-        for members in (1, 8, 32):
-            groups.append([(f"{name} x {members}", env_id, name, members, 1, updates, None, None)
-                           for name in ("ppo", "lpo")])
-
+    names = args.only or [n for n in COMPARISONS if (args.rejax_python or not n.startswith("rejax"))
+                          and (args.baseline_repo or not n.startswith("baseline"))]
     rows = []
-    for group in groups:
-        measured = measure_together([(env_id, name, members, seeds, updates, devices)
-                                     for _, env_id, name, members, seeds, updates, devices, _ in group], args.repeats)
-        for (label, env_id, *_, ref), row in zip(group, measured):
-            row["label"] = label
-            if ref:
-                row["reference"] = ref
-                row["reference_steps_per_second"] = REFERENCE[ref]
-                row["vs_reference"] = row["env_steps_per_second"] / REFERENCE[ref]
-            rows.append(row)
-            console.print(f"{label:42s} {env_id:17s} {row['devices']} dev {row['env_steps_per_second']:>10,.0f} steps/s  "
-                          f"compile {row['compile_seconds']:.1f}s" + (f"  {row['vs_reference']:.2f}x ref" if ref else ""))
-    yardstick = {r["reference"]: r for r in rows if r["drift"] == "peer"}
-    for r in rows:
-        if r["drift"] == "ppo" and r.get("reference") in yardstick:
-            r["vs_yardstick"] = r["env_steps_per_second"] / yardstick[r["reference"]]["env_steps_per_second"]
-
-    table = Table(title="inner loop: env steps per second (excl. compile)")
-    for col in ("run", "env", "members x seeds", "devices", "steps/s", "compile s", "vs reference", "vs yardstick",
-                "lpo / ppo"):
-        table.add_column(col, justify="right")
-    by = {(r["env"], r["drift"], r["members"], r["seeds"]): r for r in rows if "reference" not in r}
-    for r in rows:
-        ratio = ""
-        if r["drift"] == "lpo" and (r["env"], "ppo", r["members"], r["seeds"]) in by:  # same devices
-            r["lpo_over_ppo"] = r["env_steps_per_second"] / by[r["env"], "ppo", r["members"], r["seeds"]]["env_steps_per_second"]
-            ratio = f"{r['lpo_over_ppo']:.2f}"
-        table.add_row(r["label"], r["env"], f"{r['members']} x {r['seeds']}", str(r["devices"]),
-                      f"{r['env_steps_per_second']:,.0f}",
-                      f"{r['compile_seconds']:.1f}", f"{r['vs_reference']:.2f}x" if "vs_reference" in r else "",
-                      f"{r['vs_yardstick']:.2f}x" if "vs_yardstick" in r else "", ratio)
-    console.print(table)
-
-    memory = memory_by_run_length("Breakout-MinAtar", [10, 100]) + memory_by_run_length("CartPole-v1", [10, 1000])
+    for name in names:
+        label_a, label_b, build = COMPARISONS[name]
+        a, b = build(args)
+        row = {"name": name, "a": label_a, "b": label_b, **paired(a, b, args.pairs)}
+        for side in (a, b):
+            if hasattr(side, "close"):
+                side.close()
+        rows.append(row)
+        console.print(f"{name:11s} {label_a} {row['a_steps_per_second']:>9,.0f} steps/s ({row['a_devices']} dev) | "
+                      f"{label_b} {row['b_steps_per_second']:>9,.0f} ({row['b_devices']} dev) | ratio median "
+                      f"{row['ratio_median']:.3f} [{row['ratio_min']:.3f}, {row['ratio_max']:.3f}]")
+    memory = memory_by_run_length(ENV_ID, [10, 100])
     for m in memory:
-        console.print(f"memory {m['env']:17s} {m['updates']:5d} updates: temp {m['temp_bytes'] / 2**20:8.2f} MiB, "
-                      f"output {m['output_bytes'] / 2**10:8.1f} KiB")
+        console.print(f"memory {m['env']} {m['updates']:4d} updates: temp {m['temp_bytes'] / 2**20:.2f} MiB")
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    write_json_atomic(args.out, {"device": str(jax.devices()[0]), "local_devices": len(jax.local_devices()),
-                                 "cpu_count": os.cpu_count(), "runs": rows,
-                                 "memory": memory})
+    write_json_atomic(args.out, {
+        "machine": {"platform": platform.platform(), "processor": _cpu_name(), "cpu_count": os.cpu_count(),
+                    "devices": [str(d) for d in jax.local_devices()]},
+        "pairs": args.pairs, "updates": args.updates, "comparisons": rows, "memory": memory,
+        "versions": package_versions()})
     console.print(f"wrote {args.out}")
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor()
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ config = TrainConfig(env_id="CartPole-v1", total_timesteps=4 * 16 * 6, num_envs=
                      update_epochs=2, num_minibatches=2)
 drift = drifts.get("lpo")
 params = drift.init(jax.random.PRNGKey(0))
-split = train_seeds(config, drift, params, 3, jax.random.PRNGKey(3), target_chunks=3)
+split = train_seeds(config, drift, params, 3, jax.random.PRNGKey(3), on_progress=lambda done, total: None,
+                    chunk_seconds=0.0)  # chunks of one update
 keys = jax.random.split(jax.random.PRNGKey(3), 3)
 train = make_train(config, drift)
 plain = jax.jit(jax.vmap(train, in_axes=(0, None)))(keys, params)

@@ -1,12 +1,17 @@
 """The trainer: it learns, bootstraps truncation, respects the KL ball, and vmaps exactly."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from discover.training.seeds import train_seeds
+from discover.training.seeds import SeedRunner
 from inner_loop import TrainConfig, drifts, make_train, preset
+from inner_loop.envs import make_env
+from inner_loop.gae import compute_gae
+from inner_loop.parallel import pad_runs, shard_runs
 from inner_loop.train import Trainer
 from tests.probe_envs import ConstantRewardTimeLimit, ContextualBandit, spec
 
@@ -117,15 +122,86 @@ def test_vmap_over_hyperparameter_variants_matches_separate_configs():
 
 
 @pytest.mark.slow
-def test_chunked_seed_runs_give_the_numbers_of_one_call():
-    drift = drifts.get("ppo")
-    result = train_seeds(TINY.replace(total_timesteps=4 * 16 * 6), drift, {}, 2, jax.random.PRNGKey(3),
-                         target_chunks=3)
-    keys = jax.random.split(jax.random.PRNGKey(3), 2)
-    direct = jax.jit(jax.vmap(make_train(TINY.replace(total_timesteps=4 * 16 * 6), drift), in_axes=(0, None)))(keys, {})
-    np.testing.assert_allclose(result.curve, direct["curve"], rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(result.final_return, direct["final_return"], rtol=1e-5, atol=1e-5)
-    assert result.env_steps_per_second > 0 and result.compile_seconds > 0
+def test_a_run_split_into_chunks_gives_the_numbers_of_one_call_bit_for_bit():
+    config, drift = TINY.replace(total_timesteps=4 * 16 * 7), drifts.get("lpo")
+    params = drift.init(jax.random.PRNGKey(0))
+    runner = SeedRunner(config, drift, params, 2)
+    reported = []
+    chunked = runner(jax.random.PRNGKey(3), lambda done, total: reported.append((done, total)), chunk_seconds=0.0)
+    assert reported == [(u, 7) for u in range(1, 8)]  # 7 chunks of one update, each reported once
+    by_time = runner(jax.random.PRNGKey(3), lambda done, total: None)  # chunks sized by time
+    keys = pad_runs(jax.random.split(jax.random.PRNGKey(3), 2), runner.padded)
+    train = make_train(config, drift)
+    one_call = jax.jit(shard_runs(lambda k: jax.vmap(train, in_axes=(0, None))(k, params), runner.mesh))(keys)
+    for result in (chunked, by_time):
+        np.testing.assert_array_equal(result.curve, np.asarray(one_call["curve"])[:2])
+        np.testing.assert_array_equal(result.final_return, np.asarray(one_call["final_return"])[:2])
+        for name, values in result.metrics.items():
+            np.testing.assert_array_equal(values, np.asarray(one_call[name])[:2], err_msg=name)
+    assert chunked.env_steps_per_second > 0 and chunked.compile_seconds > 0
+
+
+def _batch_with_the_critic_on_2t_rows(trainer, state, traj, hparams):
+    """The batch as it was computed before the T + 1 path: the critic on every step's
+    observation and on every step's pre-reset final observation."""
+    values = trainer.net.critic.apply(state.params["critic"], jnp.concatenate([traj.obs, traj.final_obs]))
+    value, next_value = values[:trainer.config.num_steps], values[trainer.config.num_steps:]
+    advantage, target = compute_gae(traj.reward, value, next_value, traj.terminated, traj.done,
+                                    hparams.gamma, hparams.gae_lambda)
+    return [x.reshape(-1) for x in (value, advantage, target)]
+
+
+@pytest.mark.parametrize("env_id,time_limit,normalize_obs,truncations,terminations", [
+    ("CartPole-v1", None, False, False, True),  # terminations only
+    ("CartPole-v1", 5, False, True, False),  # truncations only, several per env and rollout
+    ("Pendulum-v1", 7, True, True, False),  # normalised observations
+    ("ConstantRewardTimeLimit", None, False, True, False),  # a time limit of 2: K = 8 / 2
+])
+def test_the_critic_on_t_plus_1_rows_gives_the_batch_of_2t_rows_bit_for_bit(
+        env_id, time_limit, normalize_obs, truncations, terminations):
+    env_spec = spec(ConstantRewardTimeLimit()) if env_id == "ConstantRewardTimeLimit" else make_env(env_id)
+    if time_limit:
+        env_spec = dataclasses.replace(env_spec, env_params=env_spec.env_params.replace(max_steps_in_episode=time_limit))
+    config = TrainConfig(env_id=env_id, num_envs=8, num_steps=32,
+                         total_timesteps=8 * 32, normalize_obs=normalize_obs)
+    trainer = Trainer(config, drifts.get("ppo"), env_spec=env_spec)
+    assert trainer.max_truncations < config.num_steps  # the gathering path, not the fallback
+    hparams = trainer.default_hparams()
+
+    def both(state):
+        state, traj, _ = trainer._rollout(state, hparams)
+        new = trainer._batch(state, traj, hparams)
+        ended = [jnp.sum(traj.done & ~traj.terminated), jnp.sum(traj.terminated)]
+        return state, [new.value, new.advantage, new.target], _batch_with_the_critic_on_2t_rows(
+            trainer, state, traj, hparams), ended
+
+    states = jax.vmap(trainer.init, in_axes=(0, None))(jax.random.split(jax.random.PRNGKey(1), 2), hparams)
+    step = jax.jit(jax.vmap(both))
+    seen = np.zeros(2)
+    for _ in range(3):  # later rollouts start mid-episode
+        states, new, old, ended = step(states)
+        seen += np.asarray(ended).sum(axis=1)
+        for a, b in zip(new, old):
+            if normalize_obs:  # V(s'_t) from the next step's normalisation of the same observation,
+                # which XLA rounds by up to an ulp differently under vmap (the 2T path used the other)
+                np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+            else:
+                np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert (seen > 0).tolist() == [truncations, terminations]
+
+
+def test_more_truncations_than_the_bound_make_that_envs_values_nan():
+    env_spec = make_env("CartPole-v1")
+    env_spec = dataclasses.replace(env_spec, env_params=env_spec.env_params.replace(max_steps_in_episode=3))
+    trainer = Trainer(TrainConfig(num_envs=4, num_steps=16, total_timesteps=64), drifts.get("ppo"), env_spec=env_spec)
+    trainer.max_truncations = 2  # the bound a wrong time limit would give (the true one is 6)
+    hparams = trainer.default_hparams()
+    state, traj, _ = trainer._rollout(trainer.init(jax.random.PRNGKey(0), hparams), hparams)
+    batch = trainer._batch(state, traj, hparams)
+    over = np.asarray(jnp.sum(traj.done & ~traj.terminated, axis=0) > 2)
+    assert over.any()
+    target = np.asarray(batch.target).reshape(16, 4)
+    assert np.isnan(target[:, over]).any() and np.isfinite(target[:, ~over]).all()
 
 
 @pytest.mark.slow
