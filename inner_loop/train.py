@@ -391,8 +391,10 @@ class Trainer:
             loss = -objective + hparams.vf_coef * value_loss - hparams.ent_coef * info["entropy"]
             return loss, ({"policy_loss": -objective, "value_loss": value_loss, **info}, inputs)
 
-        def minibatch_step(carry, minibatch):
+        def minibatch_step(carry, rows):
             trained, opt_state = carry
+            # the minibatch gathered where it is used: no shuffled copy of the whole batch per epoch
+            minibatch = jax.tree.map(lambda x: jnp.take(x, rows, axis=0), batch)
             grads, (info, inputs) = jax.grad(loss_fn, has_aux=True)(trained, minibatch)
             updates, opt_state = tx.update(grads, opt_state, trained)
             # only update_samples stacks the inputs: update's scan carries nothing extra
@@ -400,10 +402,7 @@ class Trainer:
 
         def epoch(carry, epoch_key):
             perm = random_permutation(epoch_key, cfg.batch_size)
-            shuffled = jax.tree.map(
-                lambda x: jnp.take(x, perm, axis=0).reshape((cfg.num_minibatches, cfg.minibatch_size) + x.shape[1:]),
-                batch)
-            return jax.lax.scan(minibatch_step, carry, shuffled)
+            return jax.lax.scan(minibatch_step, carry, perm.reshape(cfg.num_minibatches, cfg.minibatch_size))
 
         trained = params if policy else params["critic"]
         (trained, opt_state), (info, inputs) = jax.lax.scan(epoch, (trained, opt_state),

@@ -21,7 +21,8 @@ lr 1e-2, as the issue's measurements; `--updates` updates per call):
     compiled call, 8 seeds: the display's cost;
   * `generation`: a `quick` sweep generation (ask, evaluate, tell) against the same population
     evaluated by the inner loop alone (`make_population_fitness`): the ES machinery's cost;
-  * `baseline-1`, `baseline-8`: ours against ours in another checkout (`--baseline-repo`, e.g. a
+  * `baseline-1`, `baseline-8`, `baseline-generation`: ours (or a `quick` generation) against the
+    same in another checkout (`--baseline-repo`, e.g. a
     `git worktree` of the commit before a change), that checkout's copy of this script serving
     its side in a subprocess.
 Also: XLA's buffer sizes of the compiled trainer for 10x more updates (flat = memory does not
@@ -152,7 +153,8 @@ class Served:
 def serve(side: str, updates: int) -> None:
     """`--serve KIND:SEEDS`: build that side, print `ready STEPS DEVICES`, then time one call per line read."""
     kind, seeds = side.split(":")
-    timed = {"ours": Ours, "onecall": OneCall, "peer": Peer}[kind](updates, int(seeds))
+    kinds = {"ours": Ours, "onecall": OneCall, "peer": Peer, "generation": lambda updates, seeds: Generation()}
+    timed = kinds[kind](updates, int(seeds))
     timed()  # warm-up
     print("ready", timed.steps, timed.devices, flush=True)
     for _ in sys.stdin:
@@ -233,6 +235,8 @@ COMPARISONS = {  # name: (label A, label B, builder of (A, B) from the arguments
     "generation": ("generation", "inner loop alone", lambda a: (lambda g: (g, PopulationAlone(g)))(Generation())),
     "baseline-1": ("this checkout", "baseline", lambda a: (Ours(a.updates, 1), Served(a.baseline_repo, "ours:1", a.updates))),
     "baseline-8": ("this checkout", "baseline", lambda a: (Ours(a.updates, 8), Served(a.baseline_repo, "ours:8", a.updates))),
+    "baseline-generation": ("this checkout", "baseline",
+                            lambda a: (Generation(), Served(a.baseline_repo, "generation:0", a.updates))),
 }
 
 
