@@ -3,7 +3,7 @@
 For a sweep preset (default `quick`) it times, after compilation:
   * a whole generation (ask, evaluate population x seeds x envs, tell), jitted as in the sweep;
   * the same population evaluated by the inner loop alone (the vmapped trainers, no ES);
-and reports env steps per second of both, their ratio (target: the machinery costs <= 10%),
+and reports env steps per second of both, their ratio (target: the machinery costs <= 5%),
 seconds per generation, compile seconds, XLA's memory analysis and the process's peak RSS.
 
     python scripts/bench_outer.py [--preset quick] [--generations 5] [--set key=value ...] [--out FILE]
