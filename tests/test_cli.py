@@ -143,12 +143,12 @@ def test_one_set_takes_several_pairs(tmp_path):
 @pytest.mark.slow
 def test_gpu_check_script_runs_on_cpu_with_a_tiny_override():
     script = os.path.join(os.path.dirname(__file__), "..", "scripts", "gpu_check.sh")
-    out = subprocess.run(["bash", script, "--runs", "1", "2", "--updates", "1",
+    out = subprocess.run(["bash", script, "--runs", "2", "--updates", "1",
                           "--set", "envs=Breakout-MinAtar", "population_size=4", "seeds_per_member=1",
                           "total_timesteps=1024", "num_envs=4", "num_steps=32", "num_minibatches=2"],
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     lines = out.stdout.splitlines()
-    assert [line.split(":")[0] for line in lines if line.startswith("vmapped runs")] == ["vmapped runs 1", "vmapped runs 2"]
+    assert [line.split(":")[0] for line in lines if line.startswith("vmapped runs")] == ["vmapped runs 2"]
     assert any(line.startswith("generation 2: ") and "env steps/s" in line and "peak memory" in line for line in lines)
     assert "a full minatar generation" in lines[-1]

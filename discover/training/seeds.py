@@ -4,7 +4,8 @@ With a progress callback the run is split into compiled chunks of updates
 (`Trainer.run_updates`, one program for every chunk length) so the display can advance
 between them. Chunks are sized by time, about `CHUNK_SECONDS` of work each, learned from the
 chunks already done, and the next chunk is dispatched before the host waits for the last
-one, so the device never idles for the display. The numbers are exactly those of one call,
+one, so the device does not wait for the display (runs split over several devices still pay
+a little per chunk: docs/results/throughput/). The numbers are exactly those of one call,
 however the run is split (tests/test_trainer.py), and those of
 `make_train(config, drift)(key, drift_params)` for each seed key.
 """
