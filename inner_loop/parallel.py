@@ -63,14 +63,13 @@ def shard_runs(fn: Callable, mesh: Mesh | None, whole_leading_args: int = 0) -> 
     if mesh is None:
         return fn
     spec = PartitionSpec(*mesh.axis_names)
-    if whole_leading_args:
-        def in_specs(*args):  # shard_map needs one spec per positional argument
-            return (PartitionSpec(),) * whole_leading_args + (spec,) * (len(args) - whole_leading_args)
 
-        return lambda *args: jax.shard_map(fn, mesh=mesh, in_specs=in_specs(*args), out_specs=spec,
-                                           check_vma=False)(*args)
-    # check_vma=False: the runs never communicate, so no collective is needed (values `fn`
-    # closes over, e.g. drift params, are constants every device holds; tests/sharded_seeds.py
-    # checks the compiled program has no collective). The check would ask every scan carry
-    # the trainer builds from constants to be marked "varying" by hand.
-    return jax.shard_map(fn, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
+    def sharded(*args):
+        in_specs = (PartitionSpec(),) * whole_leading_args + (spec,) * (len(args) - whole_leading_args)
+        # check_vma=False: the runs never communicate, so no collective is needed (values `fn`
+        # closes over, e.g. drift params, are constants every device holds; tests/sharded_seeds.py
+        # checks the compiled program has no collective). The check would ask every scan carry
+        # the trainer builds from constants to be marked "varying" by hand.
+        return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=spec, check_vma=False)(*args)
+
+    return sharded

@@ -49,7 +49,7 @@ from discover.sweep.machinery import build_machinery, normalisation, strong_type
 from discover.training.references import find_reference
 from discover.training.seeds import SeedRunner
 from inner_loop import drifts, make_train, preset
-from inner_loop.parallel import pad_runs, runs_mesh, shard_runs
+from inner_loop.parallel import pad_runs, padded_size, runs_mesh, shard_runs
 from outer_loop import make_population_fitness
 from outer_loop.sharding import member_mesh
 from peer_ppo import make_peer_train
@@ -81,8 +81,7 @@ class OneCall:
     def __init__(self, updates: int, seeds: int):
         config = breakout(updates)
         train, mesh = make_train(config, drifts.get("ppo")), runs_mesh(seeds)
-        self.keys = pad_runs(jax.random.split(jax.random.PRNGKey(1), seeds), seeds if mesh is None else
-                             -(-seeds // mesh.size) * mesh.size)
+        self.keys = pad_runs(jax.random.split(jax.random.PRNGKey(1), seeds), padded_size(seeds, mesh))
         self.fn = jax.jit(shard_runs(lambda keys: jax.vmap(train, in_axes=(0, None))(keys, {}), mesh)).lower(
             self.keys).compile()
         self.steps, self.devices = seeds * config.env_steps, 1 if mesh is None else mesh.size
@@ -110,17 +109,16 @@ class Peer:
         return time.perf_counter() - start
 
 
-class Rejax:
-    """rejax's PPO in its own venv (`rejax_peer.py`), timed there, one call per line sent."""
+class _Subprocess:
+    """A side timed in another process: one timed call per line sent, its seconds read back."""
 
-    def __init__(self, python: str, updates: int, seeds: int):
-        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rejax_peer.py")
-        self.proc = subprocess.Popen([python, script, ENV_ID, str(seeds), str(updates)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True, env={**os.environ, "XLA_FLAGS": ""})
-        line = self.proc.stdout.readline().strip()
-        if line != "ready":
-            raise RuntimeError(f"rejax_peer.py did not start (said {line!r})")
-        self.steps, self.devices = seeds * breakout(updates).env_steps, 1
+    def _start(self, argv: list[str], **popen) -> list[str]:
+        """Start the process; the words of its `ready ...` line after `ready`."""
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, **popen)
+        line = self.proc.stdout.readline().split()
+        if not line or line[0] != "ready":
+            raise RuntimeError(f"{' '.join(argv)} did not start (said {line!r})")
+        return line[1:]
 
     def __call__(self) -> float:
         self.proc.stdin.write("go\n")
@@ -132,22 +130,24 @@ class Rejax:
         self.proc.wait(timeout=60)
 
 
-class Served:
+class Rejax(_Subprocess):
+    """rejax's PPO in its own venv (`rejax_peer.py`)."""
+
+    def __init__(self, python: str, updates: int, seeds: int):
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rejax_peer.py")
+        self._start([python, script, ENV_ID, str(seeds), str(updates)], env={**os.environ, "XLA_FLAGS": ""})
+        self.steps, self.devices = seeds * breakout(updates).env_steps, 1
+
+
+class Served(_Subprocess):
     """One side run by another checkout's copy of this script (`--serve`), e.g. the code before a
     change: `--baseline-repo PATH` compares it with this checkout's, paired like the rest."""
 
     def __init__(self, repo: str, side: str, updates: int):
         script = os.path.join(repo, "scripts", "bench_inner.py")
-        self.proc = subprocess.Popen([sys.executable, script, "--serve", side, "--updates", str(updates)], cwd=repo,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        steps, devices = self._start([sys.executable, script, "--serve", side, "--updates", str(updates)], cwd=repo,
                                      env={**os.environ, "PYTHONPATH": repo})
-        line = self.proc.stdout.readline().split()
-        if not line or line[0] != "ready":
-            raise RuntimeError(f"{script} --serve {side} did not start (said {line!r})")
-        self.steps, self.devices = int(line[1]), int(line[2])
-
-    __call__ = Rejax.__call__
-    close = Rejax.close
+        self.steps, self.devices = int(steps), int(devices)
 
 
 def serve(side: str, updates: int) -> None:
@@ -167,7 +167,8 @@ class Generation:
     def __init__(self):
         config = get_preset("quick")
         entries = [find_reference(c) or {"ppo_reference_return": 1.0} for c in config.train_configs()]
-        self.machinery = build_machinery(config, normalisation(entries))
+        self.normalisation = normalisation(entries)
+        self.machinery = build_machinery(config, self.normalisation)
         self.state, _ = self.machinery.run_generations(self.machinery.initial_state, 1)  # compiles
         jax.block_until_ready(self.state)
         self.config, self.steps = config, self.machinery.env_steps_per_generation
@@ -185,8 +186,7 @@ class PopulationAlone:
 
     def __init__(self, generation: Generation):
         config, machinery = generation.config, generation.machinery
-        entries = [find_reference(c) or {"ppo_reference_return": 1.0} for c in config.train_configs()]
-        fitness = make_population_fitness(config.train_configs(), machinery.drift, normalisation(entries),
+        fitness = make_population_fitness(config.train_configs(), machinery.drift, generation.normalisation,
                                           config.seeds_per_member, mesh=member_mesh(config.population_size),
                                           randomize=config.randomize())
         self.population, _ = machinery.strategy.ask(jax.random.PRNGKey(1), strong_types(generation.state).es_state,

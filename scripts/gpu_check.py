@@ -76,7 +76,8 @@ def main() -> int:
     results["full_generation_seconds"] = full_steps / (steps / seconds)
     if args.out:
         write_json_atomic(args.out, results)
-    print(f"a full minatar generation ({full_steps:,.0f} env steps) at this rate: {full_steps / (steps / seconds):,.0f} s")
+    print(f"a full minatar generation ({full_steps:,.0f} env steps) at this rate: "
+          f"{results['full_generation_seconds']:,.0f} s")
     return 0
 
 

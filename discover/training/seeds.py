@@ -69,7 +69,8 @@ class SeedRunner:
                 states, record)
 
         started = time.perf_counter()
-        keys = jax.ShapeDtypeStruct((self.padded,) + jax.random.PRNGKey(0).shape, jax.random.PRNGKey(0).dtype)
+        key = jax.random.PRNGKey(0)
+        keys = jax.ShapeDtypeStruct((self.padded,) + key.shape, key.dtype)
         self._init = jax.jit(shard_runs(init, self.mesh)).lower(keys).compile()
         states, record = jax.eval_shape(init, keys)
         bounds = jax.ShapeDtypeStruct((2,), np.int32)
