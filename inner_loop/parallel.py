@@ -2,8 +2,8 @@
 
 Runs of a vmapped trainer never talk to each other, so scaling out is a one-axis mesh over
 the local devices with the runs axis split over it (`shard_map`): each device trains its
-share, with no communication. On CPU, `inner_loop` asks XLA for one device per core (see
-`inner_loop._xla`), so this is how a vmapped batch of runs uses every core. A batch that
+share, with no communication. On CPU, `configure_cpu()` asks XLA for one device per core (see
+`inner_loop.cpu`), so this is how a vmapped batch of runs uses every core. A batch that
 does not divide over the devices is padded with copies of its last run, whose results are
 dropped.
 

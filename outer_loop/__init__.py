@@ -3,7 +3,6 @@
 Knows nothing of files or wandb (that is `discover`'s job).
 """
 
-import inner_loop  # noqa: F401  (applies the XLA CPU flag before jax is imported)
 from outer_loop.evolution import (EvolutionState, Normalisation, evolve, make_drift_fitness, make_generation,
                                   make_population_fitness)
 from outer_loop.fitness import normalized_fitness, per_env_scores, worst_if_not_finite

@@ -39,7 +39,6 @@ import subprocess
 import sys
 import time
 
-import inner_loop  # noqa: F401  (XLA flag before jax)
 import jax
 from rich.console import Console
 
@@ -49,10 +48,13 @@ from discover.sweep.machinery import build_machinery, normalisation, strong_type
 from discover.training.references import find_reference
 from discover.training.seeds import SeedRunner
 from inner_loop import drifts, make_train, preset
+from inner_loop.cpu import configure_cpu
 from inner_loop.parallel import pad_runs, padded_size, runs_mesh, shard_runs
 from outer_loop import make_population_fitness
 from outer_loop.sharding import member_mesh
 from peer_ppo import make_peer_train
+
+configure_cpu()  # before jax starts: one CPU device per core
 
 ENV_ID = "Breakout-MinAtar"
 

@@ -16,7 +16,6 @@ import resource
 import sys
 import time
 
-import inner_loop  # noqa: F401  (XLA flag before jax)
 import jax
 import numpy as np
 from rich.console import Console
@@ -27,6 +26,9 @@ from discover.training.references import find_reference
 from discover.sweep.machinery import build_machinery, normalisation, strong_types
 from discover.sweep.config import apply_sweep_overrides, get_preset
 from inner_loop import make_train
+from inner_loop.cpu import configure_cpu
+
+configure_cpu()  # before jax starts: one CPU device per core
 
 
 def main() -> int:

@@ -16,7 +16,6 @@ import argparse
 import sys
 import time
 
-import inner_loop  # noqa: F401  (XLA flag before jax)
 import jax
 
 from discover.files.atomic import write_json_atomic
@@ -24,7 +23,10 @@ from discover.sweep.config import apply_sweep_overrides, get_preset
 from discover.sweep.machinery import build_machinery
 from discover.training.seeds import SeedRunner
 from inner_loop import drifts, preset
+from inner_loop.cpu import configure_cpu
 from outer_loop import Normalisation
+
+configure_cpu()  # before jax starts: one CPU device per core
 
 SHORT = ["total_timesteps=524288",  # 1/19 of the preset's 1e7 steps per run: two generations in minutes
          "final_window=0.3"]  # 20 of 64 updates, 2560 steps per env: Freeway's 2500-step episodes end there

@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 
-from discover.files.drift_file import PACKAGED_SUFFIX, load_drift, save_drift
+from discover.files.drift_file import PACKAGED_SUFFIX, read_drift_file, save_drift
 
 FOLDER = os.path.join(os.path.dirname(__file__), "..", "discover", "data", "drifts")
 
@@ -23,7 +23,7 @@ def main() -> int:
     parser.add_argument("name", help="the name commands will take (letters, digits, '-')")
     parser.add_argument("--evaluation", required=True, help="where its comparison report is, in a line")
     args = parser.parse_args()
-    loaded = load_drift(args.drift_file)
+    loaded = read_drift_file(args.drift_file)
     provenance = {**loaded.metadata.get("provenance", {}), "evaluation": args.evaluation,
                   "packaged_from": os.path.basename(args.drift_file)}
     os.makedirs(FOLDER, exist_ok=True)

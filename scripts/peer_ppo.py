@@ -16,7 +16,6 @@ same batch, epochs and minibatches as the trainer it is compared with.
 
 from __future__ import annotations
 
-import inner_loop  # noqa: F401  (XLA flag before jax)
 import flax.linen as nn
 import gymnax
 import jax
@@ -24,7 +23,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from inner_loop.cpu import configure_cpu
 from inner_loop.networks import orthogonal
+
+configure_cpu()  # before jax starts: one CPU device per core
 
 
 class _ActorCritic(nn.Module):

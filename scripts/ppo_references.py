@@ -16,13 +16,15 @@ import json
 import os
 import sys
 
-import inner_loop  # noqa: F401  (XLA flag before jax)
 import jax
 
 from discover.files.atomic import write_json_atomic
 from discover.training.references import (FORMAT_VERSION, find_reference, measure_reference, measure_untrained,
                                           reference_margin)
 from discover.sweep.config import get_preset
+from inner_loop.cpu import configure_cpu
+
+configure_cpu()  # before jax starts: one CPU device per core
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "discover", "data", "ppo_references.json")
 

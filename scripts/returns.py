@@ -15,13 +15,15 @@ import os
 import sys
 import time
 
-import inner_loop  # noqa: F401  (XLA flag before jax)
 import jax
 import numpy as np
 
 from discover.cli.train import resolve_train
 from discover.files.atomic import write_json_atomic
 from discover.training.seeds import train_seeds
+from inner_loop.cpu import configure_cpu
+
+configure_cpu()  # before jax starts: one CPU device per core
 
 RUNS = {
     "cartpole": [("CartPole-v1", "ppo"), ("CartPole-v1", "dpo"), ("CartPole-v1", "trpo")],

@@ -9,8 +9,11 @@ sys.path.insert(0, os.path.dirname(__file__))
 if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
 
-import inner_loop  # noqa: E402,F401  (XLA flag before jax)
 import jax  # noqa: E402
+
+from inner_loop.cpu import configure_cpu  # noqa: E402
+
+configure_cpu()  # as the discover command does: a CPU device per core, before jax starts
 
 # One persistent compilation cache for the session: its xdist workers (which inherit the
 # controller's environment) and the subprocesses the tests start compile the same tiny

@@ -5,13 +5,15 @@ Used by tests/test_outer_loop.py to compare 1 device with 4 forced CPU devices.
 
 import json
 
-import inner_loop  # noqa: F401  (XLA flag before jax)
 import jax
 import numpy as np
 
 from discover.sweep.machinery import build_machinery
 from outer_loop import Normalisation
 from discover.sweep.config import apply_sweep_overrides, get_preset
+from inner_loop.cpu import configure_cpu
+
+configure_cpu()  # before jax starts: one CPU device per core
 
 config = apply_sweep_overrides(get_preset("quick"), [
     "population_size=4", "seeds_per_member=2", "total_timesteps=1024", "num_envs=4", "num_steps=32",

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from discover.cli.main import main
-from discover.files.drift_file import load_drift
+from discover.files.drift_file import read_drift_file
 from discover.training.references import find_reference
 from discover.sweep.config import apply_sweep_overrides, get_preset, load_config_file
 from inner_loop.errors import ConfigError
@@ -41,8 +41,8 @@ def test_run_folder_holds_config_metrics_checkpoints_drifts_and_heatmaps(uninter
 
     assert sorted(os.listdir(uninterrupted / "checkpoints")) == [f"gen_00000{g}.npz" for g in (2, 4, 6)]
     assert sorted(os.listdir(uninterrupted / "heatmaps")) == [f"gen_00000{g}.png" for g in (2, 4, 6)]
-    mean = load_drift(str(uninterrupted / "drifts" / "gen_000006_mean.drift.npz"))
-    best = load_drift(str(uninterrupted / "drifts" / "gen_000006_best.drift.npz"))
+    mean = read_drift_file(str(uninterrupted / "drifts" / "gen_000006_mean.drift.npz"))
+    best = read_drift_file(str(uninterrupted / "drifts" / "gen_000006_best.drift.npz"))
     assert mean.metadata["provenance"]["generation"] == 6
     assert mean.metadata["provenance"]["fitness"] == pytest.approx(rows[-1]["mean_drift_fitness"])
     assert best.metadata["provenance"]["fitness"] == pytest.approx(max(r["fitness_max"] for r in rows))
@@ -371,11 +371,11 @@ def test_resume_cannot_go_below_the_generations_done(capsys, uninterrupted):
 def test_export_and_inspect_a_swept_drift(uninterrupted, tmp_path, capsys):
     out = tmp_path / "exported.drift.npz"
     assert main(["export", str(uninterrupted), "--generation", "best", "--which", "mean", "-o", str(out)]) == 0
-    exported = load_drift(str(out))
+    exported = read_drift_file(str(out))
     rows = read_metrics(uninterrupted)
     best_gen = max((r for r in rows if "mean_drift_fitness" in r), key=lambda r: r["mean_drift_fitness"])
     assert exported.metadata["provenance"]["generation"] == best_gen["generation"]
-    source = load_drift(str(uninterrupted / "drifts" / f"gen_{best_gen['generation']:06d}_mean.drift.npz"))
+    source = read_drift_file(str(uninterrupted / "drifts" / f"gen_{best_gen['generation']:06d}_mean.drift.npz"))
     ratio, adv = np.exp(np.linspace(-1, 1, 9)), np.linspace(-2, 2, 9)
     np.testing.assert_array_equal(exported(ratio, adv), source(ratio, adv))
     check = exported.metadata["axiom_check"]
@@ -384,7 +384,7 @@ def test_export_and_inspect_a_swept_drift(uninterrupted, tmp_path, capsys):
 
     assert main(["export", str(uninterrupted), "--generation", "last", "--which", "best",
                  "-o", str(tmp_path / "best.drift.npz")]) == 0
-    assert load_drift(str(tmp_path / "best.drift.npz")).metadata["provenance"]["which"] == "best"
+    assert read_drift_file(str(tmp_path / "best.drift.npz")).metadata["provenance"]["which"] == "best"
     capsys.readouterr()
     assert main(["inspect", str(out), "--png", str(tmp_path / "landscape.png")]) == 0
     shown = capsys.readouterr().out

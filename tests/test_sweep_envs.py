@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from discover.cli.main import main
-from discover.files.drift_file import load_drift
+from discover.files.drift_file import read_drift_file
 from discover.sweep.config import apply_sweep_overrides, get_preset, load_config_file
 from sweep_helpers import FITNESS_KEYS, read_metrics, sweep_args
 
@@ -47,7 +47,7 @@ def test_held_out_envs_are_logged_at_checkpoints_and_never_change_the_search(wit
     assert test_ref["env_id"] == "Catch-bsuite" and test_ref["config"]["total_timesteps"] == 1024
     assert test_ref["ppo_reference_return"] > test_ref["untrained_return"]
     assert refs["references"][0]["config"]["total_timesteps"] == 512  # the table is for Catch only
-    mean = load_drift(str(held_out / "drifts" / "gen_000004_mean.drift.npz"))
+    mean = read_drift_file(str(held_out / "drifts" / "gen_000004_mean.drift.npz"))
     assert mean.metadata["provenance"]["test_envs"] == ["Catch-bsuite"]
     assert mean.metadata["provenance"]["test_fitness"] == pytest.approx(checkpoints[-1]["test_fitness"])
 
@@ -66,7 +66,7 @@ def test_export_best_ranks_by_training_fitness_not_held_out(with_and_without_tes
     out = tmp_path / "best.drift.npz"
     assert main(["export", str(held_out), "--generation", "best", "-o", str(out)]) == 0
     best = max((r for r in rows if "mean_drift_fitness" in r), key=lambda r: (r["mean_drift_fitness"], r["generation"]))
-    assert load_drift(str(out)).metadata["provenance"]["generation"] == best["generation"] != lower["generation"]
+    assert read_drift_file(str(out)).metadata["provenance"]["generation"] == best["generation"] != lower["generation"]
 
 
 def test_per_env_tables_and_randomisation_from_a_toml_file(tmp_path):

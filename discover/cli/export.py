@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from discover.files.atomic import check_output_file
-from discover.files.drift_file import axiom_report, load_drift, save_drift
+from discover.files.drift_file import axiom_report, read_drift_file, save_drift
 from discover.report.figures import drift_landscapes_png
 from discover.sweep.run_folder import DRIFT_KINDS, RunFolder
 from discover.theorem.config import VerifyConfig
@@ -98,7 +98,7 @@ def cmd_export(args) -> int:
     generation, source = choose_drift_file(run_dir, args.generation, args.which)
     check_output_file(args.output)
     console = Console(stderr=True)
-    loaded = load_drift(source)
+    loaded = read_drift_file(source)
     console.print(f"checking the {args.which} drift of generation {generation} against the theorem "
                   f"({EXPORT_VERIFY_MDPS} random MDPs)")
     verdict = verify_drift(loaded, VerifyConfig(num_mdps=EXPORT_VERIFY_MDPS))
@@ -132,7 +132,7 @@ def _formula_rows(drift: drifts.Drift, provenance: dict) -> list[tuple[str, str]
 
 
 def cmd_inspect(args) -> int:
-    loaded = load_drift(args.file, check_axioms=False)
+    loaded = read_drift_file(args.file, check_axioms=False)
     # The PNG path is checked (its folder created, as for train --out) before the axiom check
     # and the table, so a bad --png is one line rather than an error after the output.
     png = args.png or re.sub(r"(\.drift)?\.npz$", "", args.file) + ".png"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-import inner_loop  # noqa: F401  (XLA flag before jax)
+from inner_loop.cpu import configure_cpu
 from inner_loop.errors import ConfigError
 
 from discover.cli.args import EXIT_USAGE, Parser
@@ -30,6 +30,7 @@ def build_parser() -> Parser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    configure_cpu()  # before jax starts (importing this module does not start it)
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["sweep"] and "--distributed" in argv:
         # Before the parser: building it imports evosax, which starts JAX's backend, and

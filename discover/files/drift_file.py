@@ -10,7 +10,7 @@ A drift file is a NumPy `.npz` archive (a zip of plain arrays; read with
   * one array per drift parameter, named by its path in the params pytree
     (`params/Dense_0/kernel`).
 
-`load_drift(path)` checks the format version, the parameterisation, every array's shape
+`read_drift_file(path)` checks the format version, the parameterisation, every array's shape
 and the mirror-learning axioms (docs/design.md, section 1) before returning a pure-JAX callable
 `drift(ratio, advantage, progress=0.0)` (the grid and random points of
 `discover.theorem.axioms.check_axioms`). Every problem is one `ConfigError` line naming
@@ -31,6 +31,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from discover.files.atomic import package_versions, write_bytes_atomic
 from discover.theorem.axioms import check_axioms
@@ -62,20 +63,38 @@ ARCHITECTURES["ta_lpo"], ARCHITECTURES["ta_lpo_v1"] = ARCHITECTURES["lpo"], ARCH
 
 @dataclass(frozen=True, eq=False)  # hashed by identity, so jax.jit(loaded) works
 class LoadedDrift:
-    """A drift with its parameters bound: `drift(ratio, advantage, progress=0.0)`.
+    """A drift with its parameters bound, what `discover.load_drift` returns.
 
-    Pure JAX: use it under `jit`, `grad` and `vmap` like any jnp function.
+    Call it as `drift(ratio, advantage, progress=0.0) -> per-sample drift`:
+      * `ratio`: pi(a|s) / pi_old(a|s) of samples drawn from pi_old, > 0;
+      * `advantage`: their advantages (normalised per minibatch, as PPO does);
+      * `progress`: the fraction of training done, in [0, 1] (only `ta_lpo` drifts use it);
+    arrays of any broadcastable shapes (or Python floats); the result has their broadcast
+    shape, float32 unless jax's x64 mode is on. The policy loss is
+    `-mean(ratio * advantage - drift(ratio, advantage, progress))`; with `load_drift("ppo")`
+    that is PPO's clipped loss. Pure JAX: use it under `jit`, `grad` and `vmap`.
+
+    Values: >= 0, 0 with zero slope at ratio = 1 (the mirror-learning axioms), finite for
+    |log ratio| <= LOG_RATIO_CLIP (20) and |advantage| <= ADVANTAGE_MAX (1e6), the domain the
+    axioms are checked on. Outside it, a drift that takes log r gives inf or NaN (ratio 0 or
+    inf), so clip the log-ratio as the project's trainer does:
+    `ratio = exp(clip(logp - logp_old, -LOG_RATIO_CLIP, LOG_RATIO_CLIP))`.
+
+    Fields: `drift` (the parameterisation with its options: `drift.name`, `drift.options()`),
+    `params` (its parameter pytree; `{}` for closed forms) and `metadata` (a drift file's
+    metadata: provenance, training envs, axiom check; for a zoo drift its name and options).
     """
 
     drift: drifts.Drift
     params: Any
     metadata: dict
 
-    def __call__(self, ratio, advantage, progress=0.0):
+    def __call__(self, ratio: ArrayLike, advantage: ArrayLike, progress: ArrayLike = 0.0) -> jax.Array:
         return self.drift(self.params, ratio, advantage, progress)
 
     @property
     def name(self) -> str:
+        """The parameterisation's name (`ppo`, `dpo`, `lpo`, `closed_form`, ...)."""
         return self.drift.name
 
 
@@ -149,7 +168,7 @@ def drift_file_path(spec: str) -> str | None:
     return None
 
 
-def load_drift(path: str, check_axioms: bool = True) -> LoadedDrift:
+def read_drift_file(path: str, check_axioms: bool = True) -> LoadedDrift:
     """The drift stored in `path` (or the packaged drift of that name), checked; ConfigError
     (one line, naming the file) if not usable."""
     path = drift_file_path(path) or path
@@ -223,7 +242,7 @@ def _open(path: str) -> tuple[dict, dict[str, np.ndarray]]:
     return metadata, arrays
 
 
-# JSON types of the metadata fields that readers use (load_drift, inspect, export, compare).
+# JSON types of the metadata fields that readers use (read_drift_file, inspect, export, compare).
 # A field may be absent (readers fall back to a default), but one that is present with
 # another type would crash a reader or be shown wrongly (a string of envs printed letter by
 # letter), so it is refused here.

@@ -7,13 +7,15 @@ drift are given as `--set drift.<option>=value`; a drift file carries its own.
 
 from __future__ import annotations
 
+import numbers
 import os
+import reprlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import jax
 
-from discover.files.drift_file import LoadedDrift, axiom_report, drift_file_path, load_drift, packaged_drifts
+from discover.files.drift_file import LoadedDrift, axiom_report, drift_file_path, packaged_drifts, read_drift_file
 from discover.training.settings import apply_train_overrides, parse_value, split_pairs
 from inner_loop import TrainConfig, drifts, preset
 from inner_loop.errors import ConfigError
@@ -85,11 +87,14 @@ def split_drift_settings(pairs: list[str]) -> tuple[list[str], list[str]]:
 # Zoo drifts that take a formula rather than being one: named apart in the allowed lists.
 FORMULA_DRIFTS = ("closed_form",)
 FORMULA_HINT = "or closed_form with --set drift.expression=FORMULA"
+PYTHON_FORMULA_HINT = "or closed_form with expression=FORMULA"
 
 
-def allowed_drifts() -> list[str]:
-    """The drift names a command takes as they are (closed_form also needs its formula)."""
-    return [n for n in drifts.names() if n not in FORMULA_DRIFTS] + list(ALGORITHM_ALIASES) + packaged_drifts()
+def allowed_drifts(aliases: bool = True) -> list[str]:
+    """The drift names a command takes as they are (closed_form also needs its formula);
+    `aliases=False` leaves out the algorithm aliases (`trpo`), which are not a drift alone."""
+    return ([n for n in drifts.names() if n not in FORMULA_DRIFTS] + (list(ALGORITHM_ALIASES) if aliases else [])
+            + packaged_drifts())
 
 
 def zoo_drift(name: str, options: dict | None = None) -> drifts.Drift:
@@ -99,6 +104,11 @@ def zoo_drift(name: str, options: dict | None = None) -> drifts.Drift:
     return drifts.get(name, **(options or {}))
 
 
+def _unknown_option(name: str, option: str, prefix: str) -> ConfigError:
+    allowed = ", ".join(f"{prefix}{k}" for k in drifts.option_types(name)) or "none"
+    return ConfigError(f"drift {name!r} has no option {option!r}; allowed: {allowed}")
+
+
 def drift_options(name: str, drift_pairs: list[str]) -> dict:
     """`drift.<option>=value` pairs parsed by the types of zoo drift `name`'s options."""
     types = drifts.option_types(name)
@@ -106,10 +116,34 @@ def drift_options(name: str, drift_pairs: list[str]) -> dict:
     for key, text in split_pairs(drift_pairs):
         option = key[len(DRIFT_PREFIX):]
         if option not in types:
-            allowed = ", ".join(f"{DRIFT_PREFIX}{k}" for k in types) or "none"
-            raise ConfigError(f"drift {name!r} has no option {option!r}; allowed: {allowed}")
+            raise _unknown_option(name, option, DRIFT_PREFIX)
         options[option] = parse_value(key, text, types[option])
     return options
+
+
+_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def typed_options(name: str, options: dict) -> dict:
+    """Python option values checked against the types of zoo drift `name`'s options (ints
+    count as floats; bools count as neither); ConfigError names the first that is not."""
+    types = drifts.option_types(name)
+    checked: dict[str, Any] = {}
+    for option, value in options.items():
+        if option not in types:
+            raise _unknown_option(name, option, "")
+        kind = types[option]
+        numeric = kind in (int, float) and not isinstance(value, bool)
+        if kind is float and numeric and isinstance(value, numbers.Real):
+            checked[option] = float(value)
+        elif kind is int and numeric and isinstance(value, numbers.Integral):
+            checked[option] = int(value)
+        elif kind in (bool, str) and isinstance(value, kind):
+            checked[option] = value
+        else:
+            raise ConfigError(f"drift {name!r} option {option}={reprlib.repr(value)} ({type(value).__name__}) "
+                              f"is not allowed; it must be {_TYPE_NAMES.get(kind, kind.__name__)}")
+    return checked
 
 
 def resolve_drift(spec: str, drift_pairs: list[str] = (), *, check_axioms: bool = True) -> ResolvedDrift:
@@ -119,16 +153,63 @@ def resolve_drift(spec: str, drift_pairs: list[str] = (), *, check_axioms: bool 
     if path is not None:
         if drift_pairs:
             raise ConfigError(f"--set drift.<option> cannot change the drift stored in {spec!r}")
-        loaded = load_drift(path, check_axioms=check_axioms)
-        return ResolvedDrift(spec, loaded.drift, loaded.params, path=path, metadata=loaded.metadata)
+        return _from_file(spec, path, check_axioms)
     name, config_changes = ALGORITHM_ALIASES.get(spec, (spec, {}))
     if name not in drifts.names():
         raise ConfigError(f"unknown drift {spec!r}; allowed: {', '.join(allowed_drifts())}, "
                           f"or the path of a drift file, {FORMULA_HINT}")
-    drift = zoo_drift(name, drift_options(name, list(drift_pairs)))
+    return _from_zoo(spec, name, drift_options(name, list(drift_pairs)), config_changes, check_axioms)
+
+
+def _from_file(spec: str, path: str, check_axioms: bool) -> ResolvedDrift:
+    loaded = read_drift_file(path, check_axioms=check_axioms)
+    return ResolvedDrift(spec, loaded.drift, loaded.params, path=path, metadata=loaded.metadata)
+
+
+def _from_zoo(spec: str, name: str, options: dict, config_changes: dict, check_axioms: bool) -> ResolvedDrift:
+    drift = zoo_drift(name, options)
     if check_axioms and name == "closed_form":  # the one zoo drift that is not valid by construction
         report = axiom_report(LoadedDrift(drift, {}, {}))
         if not report["passed"]:
             raise ConfigError(f"closed_form expression {drift.expression!r} violates the mirror-learning axioms: "
                               f"{report['problem']}")
     return ResolvedDrift(spec, drift, config_changes=dict(config_changes))
+
+
+def load_drift(spec: str | os.PathLike, *, key: jax.Array | None = None, check_axioms: bool = True,
+               **options: Any) -> LoadedDrift:
+    """Load a drift by name or file, ready to call as `drift(ratio, advantage, progress)`.
+
+    `spec` is one of
+      * a zoo drift, with its options as keywords: `"ppo"` (eps=0.2), `"dpo"` (alpha=2.0,
+        beta=0.6), `"kl"` (coef=1.0, TRPO's KL as a penalty), `"zero"`, `"closed_form"`
+        (expression="0.5*(r-1)**2"), or the neural families `"lpo"`/`"ta_lpo"` (drawn by
+        `init(key)`; at their default init_scale=0 they equal their start, PPO);
+      * a drift that ships with the package: `"transfer-v1"`;
+      * the path of a drift file (`discover export`, `discover distill`).
+    `key` draws a zoo drift's parameters (default `PRNGKey(0)`; closed forms have none).
+
+    The same resolver as every `discover` command. A drift file's format, shapes and the
+    mirror-learning axioms are checked (`check_axioms=False` skips the axioms), as is a
+    closed form's formula. Bad input raises `ConfigError` (a `ValueError`) with one line
+    naming the value and what is allowed: an unknown name or option, a value of the wrong
+    type or range, options given to a drift file, or `"trpo"` (a neighbourhood, not a drift).
+    """
+    spec = os.fspath(spec) if isinstance(spec, os.PathLike) else spec
+    path = drift_file_path(spec) if isinstance(spec, str) else None
+    if path is not None:
+        if options:
+            raise ConfigError(f"options ({', '.join(options)}) cannot change the drift stored in {spec!r}")
+        resolved = _from_file(spec, path, check_axioms)
+    elif spec in ALGORITHM_ALIASES:
+        name, changes = ALGORITHM_ALIASES[spec]
+        raise ConfigError(f"{spec!r} is the {name} drift inside a {changes['neighbourhood']} neighbourhood that a "
+                          f"trainer enforces, not a drift function; load 'kl' (a KL penalty) or {name!r}")
+    elif spec in drifts.names():
+        resolved = _from_zoo(spec, spec, typed_options(spec, options), {}, check_axioms)
+    else:
+        raise ConfigError(f"unknown drift {spec!r}; allowed: {', '.join(allowed_drifts(aliases=False))}, "
+                          f"or the path of a drift file, {PYTHON_FORMULA_HINT}")
+    params = resolved.init_params(jax.random.PRNGKey(0) if key is None else key)
+    metadata = resolved.metadata or {"parameterisation": resolved.drift.name, "options": resolved.drift.options()}
+    return LoadedDrift(resolved.drift, params, metadata)
