@@ -152,3 +152,18 @@ def test_gpu_check_script_runs_on_cpu_with_a_tiny_override():
     assert [line.split(":")[0] for line in lines if line.startswith("vmapped runs")] == ["vmapped runs 2"]
     assert any(line.startswith("generation 2: ") and "env steps/s" in line and "peak memory" in line for line in lines)
     assert "a full minatar generation" in lines[-1]
+
+
+@pytest.mark.slow
+def test_bench_cli_pairs_two_checkouts_and_compares_their_results(tmp_path):
+    script = os.path.join(os.path.dirname(__file__), "..", "scripts", "bench_cli.py")
+    repo = os.path.join(os.path.dirname(__file__), "..")
+    out_file = tmp_path / "bench.json"
+    out = subprocess.run([sys.executable, script, "--baseline-repo", repo, "--pairs", "1", "--out", str(out_file),
+                          "--", "--seeds", "2", "--set", "total_timesteps=1024", "num_envs=4", "num_steps=32",
+                          "num_minibatches=2"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out_file.read_text())
+    assert result["identical_final_returns"] is True  # the same checkout on both sides
+    assert result["pairs"] == 1 and all(len(v) == 1 and v[0] > 0 for v in result["steps_per_second"].values())
+    assert "this / baseline: median" in out.stdout.splitlines()[-1]
