@@ -39,22 +39,23 @@ import subprocess
 import sys
 import time
 
-import jax
-from rich.console import Console
-
-from discover.files.atomic import package_versions, write_json_atomic
-from discover.sweep.config import get_preset
-from discover.sweep.machinery import build_machinery, normalisation, strong_types
-from discover.training.references import find_reference
-from discover.training.seeds import SeedRunner
-from inner_loop import drifts, make_train, preset
 from inner_loop.cpu import configure_cpu
-from inner_loop.parallel import pad_runs, padded_size, runs_mesh, shard_runs
-from outer_loop import make_population_fitness
-from outer_loop.sharding import member_mesh
-from peer_ppo import make_peer_train
 
-configure_cpu()  # before jax starts: one CPU device per core
+configure_cpu()  # first: gymnax and evosax start jax when imported; a CPU device per core
+
+import jax  # noqa: E402
+from rich.console import Console  # noqa: E402
+
+from discover.files.atomic import package_versions, write_json_atomic  # noqa: E402
+from discover.sweep.config import get_preset  # noqa: E402
+from discover.sweep.machinery import build_machinery, normalisation, strong_types  # noqa: E402
+from discover.training.references import find_reference  # noqa: E402
+from discover.training.seeds import SeedRunner  # noqa: E402
+from inner_loop import drifts, make_train, preset  # noqa: E402
+from inner_loop.parallel import pad_runs, padded_size, runs_mesh, shard_runs  # noqa: E402
+from outer_loop import make_population_fitness  # noqa: E402
+from outer_loop.sharding import member_mesh  # noqa: E402
+from peer_ppo import make_peer_train  # noqa: E402
 
 ENV_ID = "Breakout-MinAtar"
 

@@ -12,23 +12,24 @@ seconds per generation, compile seconds, XLA's memory analysis and the process's
 from __future__ import annotations
 
 import argparse
-import resource
-import sys
-import time
-
-import jax
-import numpy as np
-from rich.console import Console
-from rich.table import Table
-
-from discover.files.atomic import package_versions, write_json_atomic
-from discover.training.references import find_reference
-from discover.sweep.machinery import build_machinery, normalisation, strong_types
-from discover.sweep.config import apply_sweep_overrides, get_preset
-from inner_loop import make_train
 from inner_loop.cpu import configure_cpu
 
-configure_cpu()  # before jax starts: one CPU device per core
+configure_cpu()  # first: gymnax and evosax start jax when imported; a CPU device per core
+
+import resource  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from discover.files.atomic import package_versions, write_json_atomic  # noqa: E402
+from discover.training.references import find_reference  # noqa: E402
+from discover.sweep.machinery import build_machinery, normalisation, strong_types  # noqa: E402
+from discover.sweep.config import apply_sweep_overrides, get_preset  # noqa: E402
+from inner_loop import make_train  # noqa: E402
 
 
 def main() -> int:

@@ -16,17 +16,18 @@ import argparse
 import sys
 import time
 
-import jax
-
-from discover.files.atomic import write_json_atomic
-from discover.sweep.config import apply_sweep_overrides, get_preset
-from discover.sweep.machinery import build_machinery
-from discover.training.seeds import SeedRunner
-from inner_loop import drifts, preset
 from inner_loop.cpu import configure_cpu
-from outer_loop import Normalisation
 
-configure_cpu()  # before jax starts: one CPU device per core
+configure_cpu()  # first: gymnax and evosax start jax when imported; a CPU device per core
+
+import jax  # noqa: E402
+
+from discover.files.atomic import write_json_atomic  # noqa: E402
+from discover.sweep.config import apply_sweep_overrides, get_preset  # noqa: E402
+from discover.sweep.machinery import build_machinery  # noqa: E402
+from discover.training.seeds import SeedRunner  # noqa: E402
+from inner_loop import drifts, preset  # noqa: E402
+from outer_loop import Normalisation  # noqa: E402
 
 SHORT = ["total_timesteps=524288",  # 1/19 of the preset's 1e7 steps per run: two generations in minutes
          "final_window=0.3"]  # 20 of 64 updates, 2560 steps per env: Freeway's 2500-step episodes end there

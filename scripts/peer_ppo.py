@@ -16,17 +16,18 @@ same batch, epochs and minibatches as the trainer it is compared with.
 
 from __future__ import annotations
 
-import flax.linen as nn
-import gymnax
-import jax
-import jax.numpy as jnp
-import numpy as np
-import optax
-
 from inner_loop.cpu import configure_cpu
-from inner_loop.networks import orthogonal
 
-configure_cpu()  # before jax starts: one CPU device per core
+configure_cpu()  # first: gymnax and evosax start jax when imported; a CPU device per core
+
+import flax.linen as nn  # noqa: E402
+import gymnax  # noqa: E402
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+
+from inner_loop.networks import orthogonal  # noqa: E402
 
 
 class _ActorCritic(nn.Module):

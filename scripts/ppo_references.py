@@ -16,15 +16,16 @@ import json
 import os
 import sys
 
-import jax
-
-from discover.files.atomic import write_json_atomic
-from discover.training.references import (FORMAT_VERSION, find_reference, measure_reference, measure_untrained,
-                                          reference_margin)
-from discover.sweep.config import get_preset
 from inner_loop.cpu import configure_cpu
 
-configure_cpu()  # before jax starts: one CPU device per core
+configure_cpu()  # first: gymnax and evosax start jax when imported; a CPU device per core
+
+import jax  # noqa: E402
+
+from discover.files.atomic import write_json_atomic  # noqa: E402
+from discover.training.references import (FORMAT_VERSION, find_reference, measure_reference, measure_untrained,  # noqa: E402
+                                          reference_margin)
+from discover.sweep.config import get_preset  # noqa: E402
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "discover", "data", "ppo_references.json")
 

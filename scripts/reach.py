@@ -13,15 +13,16 @@ import argparse
 import sys
 import time
 
-import jax
-
-from discover.files.atomic import write_json_atomic
-from discover.training.reach import collect_samples, fit_family
-from inner_loop import drifts
-from inner_loop.config import preset
 from inner_loop.cpu import configure_cpu
 
-configure_cpu()  # before jax starts: one CPU device per core
+configure_cpu()  # first: gymnax and evosax start jax when imported; a CPU device per core
+
+import jax  # noqa: E402
+
+from discover.files.atomic import write_json_atomic  # noqa: E402
+from discover.training.reach import collect_samples, fit_family  # noqa: E402
+from inner_loop import drifts  # noqa: E402
+from inner_loop.config import preset  # noqa: E402
 
 # Learning rates where the policy moves far in an update, so the ratio leaves PPO's clip range.
 RUNS = [("CartPole-v1", dict(total_timesteps=32_768, lr=1e-2)),

@@ -15,15 +15,16 @@ import os
 import sys
 import time
 
-import jax
-import numpy as np
-
-from discover.cli.train import resolve_train
-from discover.files.atomic import write_json_atomic
-from discover.training.seeds import train_seeds
 from inner_loop.cpu import configure_cpu
 
-configure_cpu()  # before jax starts: one CPU device per core
+configure_cpu()  # first: gymnax and evosax start jax when imported; a CPU device per core
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+from discover.cli.train import resolve_train  # noqa: E402
+from discover.files.atomic import write_json_atomic  # noqa: E402
+from discover.training.seeds import train_seeds  # noqa: E402
 
 RUNS = {
     "cartpole": [("CartPole-v1", "ppo"), ("CartPole-v1", "dpo"), ("CartPole-v1", "trpo")],

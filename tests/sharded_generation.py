@@ -5,15 +5,16 @@ Used by tests/test_outer_loop.py to compare 1 device with 4 forced CPU devices.
 
 import json
 
-import jax
-import numpy as np
-
-from discover.sweep.machinery import build_machinery
-from outer_loop import Normalisation
-from discover.sweep.config import apply_sweep_overrides, get_preset
 from inner_loop.cpu import configure_cpu
 
-configure_cpu()  # before jax starts: one CPU device per core
+configure_cpu()  # first: gymnax and evosax start jax when imported; a CPU device per core
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+from discover.sweep.machinery import build_machinery  # noqa: E402
+from outer_loop import Normalisation  # noqa: E402
+from discover.sweep.config import apply_sweep_overrides, get_preset  # noqa: E402
 
 config = apply_sweep_overrides(get_preset("quick"), [
     "population_size=4", "seeds_per_member=2", "total_timesteps=1024", "num_envs=4", "num_steps=32",

@@ -5,15 +5,16 @@ as JSON. Used by tests/test_trainer.py with 2 forced CPU devices (3 seeds: one p
 import json
 import re
 
-import jax
-import numpy as np
-
-from discover.training.seeds import train_seeds
-from inner_loop import TrainConfig, drifts, make_train
 from inner_loop.cpu import configure_cpu
-from inner_loop.parallel import runs_mesh, shard_runs
 
-configure_cpu()  # before jax starts: one CPU device per core
+configure_cpu()  # first: gymnax and evosax start jax when imported; a CPU device per core
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+from discover.training.seeds import train_seeds  # noqa: E402
+from inner_loop import TrainConfig, drifts, make_train  # noqa: E402
+from inner_loop.parallel import runs_mesh, shard_runs  # noqa: E402
 
 config = TrainConfig(env_id="CartPole-v1", total_timesteps=4 * 16 * 6, num_envs=4, num_steps=16,
                      update_epochs=2, num_minibatches=2)

@@ -98,3 +98,19 @@ def test_the_discover_command_applies_them_before_jax_starts():
     assert out.returncode == 0, out.stderr
     devices, flags = out.stdout.strip().splitlines()[-1].split(" ", 1)
     assert int(devices) == CORES and SAFE_SETTING in flags
+
+
+SCRIPTS = os.path.join(os.path.dirname(__file__), os.pardir, "scripts")
+CONFIGURING_SCRIPTS = sorted(f for f in os.listdir(SCRIPTS)
+                             if f.endswith(".py") and "configure_cpu()" in open(os.path.join(SCRIPTS, f)).read())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", CONFIGURING_SCRIPTS)
+def test_every_script_configures_the_cpu_before_its_imports_start_jax(script):
+    # gymnax and evosax's algorithms start jax when imported: a script that configured after
+    # them would run its vmapped trainers on one CPU device (it warns; here that fails).
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
+    out = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", os.path.join(SCRIPTS, script), "--help"],
+                         capture_output=True, text=True, env=env, timeout=180)
+    assert out.returncode == 0, out.stderr[-1500:]
