@@ -186,20 +186,41 @@ def parse_option(text: str) -> tuple[str, object]:
         return name, value
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Bad input is one line on stderr and exit status 2, as the `discover` command does it."""
+
+    def error(self, message: str):
+        print(f"ppo_drift.py: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def checked_config(parser: OneLineParser, args: argparse.Namespace) -> Config:
+    if args.env not in gymnax.registered_envs:
+        parser.error(f"--env {args.env!r} is not a gymnax env; e.g. CartPole-v1, Acrobot-v1, Breakout-MinAtar")
+    env, env_params = gymnax.make(args.env)
+    if not hasattr(env.action_space(env_params), "n"):
+        parser.error(f"--env {args.env!r} has continuous actions; this example takes discrete ones")
+    batch = Config.num_envs * Config.num_steps
+    if not batch <= args.timesteps < 1e12:  # NaN too
+        parser.error(f"--timesteps {args.timesteps:g} is not allowed; give at least one batch ({batch}), below 1e12")
+    if args.seeds < 1:
+        parser.error(f"--seeds {args.seeds} is not allowed; give at least 1")
+    return Config(env_id=args.env, total_timesteps=int(args.timesteps))
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--drift", default="transfer-v1", help="a drift name or drift file (discover.load_drift)")
     parser.add_argument("--option", action="append", type=parse_option, default=[], help="a drift option, name=value")
-    parser.add_argument("--env", default=Config.env_id)
+    parser.add_argument("--env", default=Config.env_id, help="a gymnax env with discrete actions")
     parser.add_argument("--timesteps", type=float, default=Config.total_timesteps)
     parser.add_argument("--seeds", type=int, default=4)
     args = parser.parse_args(argv)
+    config = checked_config(parser, args)
     try:
         drift = discover.load_drift(args.drift, **dict(args.option))
     except discover.ConfigError as err:
-        print(f"ppo_drift.py: error: {err}", file=sys.stderr)
-        return 2
-    config = Config(env_id=args.env, total_timesteps=int(args.timesteps))
+        parser.error(str(err))
     keys = jax.random.split(jax.random.PRNGKey(0), args.seeds)
     returns = np.asarray(jax.jit(jax.vmap(make_train(config, drift)))(keys)["episode_return"])
     finals = [final_return(r) for r in returns]

@@ -35,7 +35,12 @@ def usable_cores() -> int:
 
 
 def configure_cpu(environ: dict | None = None, cores: int | None = None) -> list[str]:
-    """Add the two XLA CPU flags above to `XLA_FLAGS`; returns the flags added.
+    """Add two XLA CPU flags to `XLA_FLAGS`; returns the flags added.
+
+    `--xla_force_host_platform_device_count=<usable cores>` (one CPU device per core, over
+    which the project's vmapped trainers split their runs) and
+    `--xla_cpu_enable_concurrency_optimized_scheduler=false` (a guard against a thread-pool
+    deadlock of batched CPU LAPACK calls); why, in this module's docstring.
 
     Call it before jax starts its backend, i.e. before the first jax computation. Importing
     jax, flax, optax, `inner_loop` or `discover` does not start it; importing gymnax or

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
+import reprlib
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -385,13 +387,13 @@ class TALPOv1Drift(LPOv1Drift):
 
 
 def _check_net_options(drift, starts) -> None:
-    _require_positive(drift, "hidden_size")
-    _require_positive(drift, "num_layers")
+    _require_positive(drift, "hidden_size", MAX_HIDDEN_SIZE, 1)
+    _require_positive(drift, "num_layers", MAX_LAYERS, 1)
     _require_positive(drift, "eps")
     scale = drift.init_scale
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 <= scale < math.inf:  # NaN too
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 <= scale <= MAX_INIT_SCALE:  # NaN too
         raise ConfigError(f"drift option init_scale={drift.init_scale!r} is not allowed; "
-                          "it must be a finite number >= 0")
+                          f"it must be a finite number >= 0, at most {MAX_INIT_SCALE:g}")
     if drift.start not in starts:
         raise ConfigError(f"drift option start={drift.start!r} is not allowed; choose {', '.join(starts)}")
 
@@ -413,16 +415,36 @@ def option_types(name: str) -> dict[str, type]:
 
 
 def get(name: str, **options) -> Drift:
-    """The zoo drift `name` with `options`; ConfigError names bad names and options."""
+    """The zoo drift `name` with `options`; ConfigError names bad names, options, types and values."""
     cls = _lookup(name)
-    allowed = list(field_types(cls))
+    types = field_types(cls)
     for key in options:
-        if key not in allowed:
-            takes = f"allowed: {', '.join(allowed)}" if allowed else "it takes no options"
+        if key not in types:
+            takes = f"allowed: {', '.join(types)}" if types else "it takes no options"
             raise ConfigError(f"drift {name!r} has no option {key!r}; {takes}")
-    drift = cls(**options)
+    drift = cls(**{key: _typed(name, key, value, types[key]) for key, value in options.items()})
     drift._check()
     return drift
+
+
+_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def _typed(name: str, option: str, value: Any, kind: type) -> Any:
+    """`value` as option `option`'s type: ints count as floats and integral floats as ints;
+    bools as neither. ConfigError (one line) for anything else; ranges are `_check`'s."""
+    number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if kind is float and number:
+        try:
+            return float(value)
+        except OverflowError:  # an int beyond float range: out of range, as `_check` will say
+            return math.inf
+    if kind is int and number and (isinstance(value, numbers.Integral) or float(value).is_integer()):
+        return int(value)
+    if kind in (bool, str) and isinstance(value, kind):
+        return value
+    raise ConfigError(f"drift {name!r} option {option}={reprlib.repr(value)} ({type(value).__name__}) "
+                      f"is not allowed; it must be {_TYPE_NAMES.get(kind, kind.__name__)}")
 
 
 def _lookup(name: str) -> type[Drift]:
@@ -431,8 +453,15 @@ def _lookup(name: str) -> type[Drift]:
     return ZOO[name]
 
 
-def _require_positive(drift: Drift, option: str) -> None:
+# Option bounds: wide for any sensible use, narrow enough that float32 arithmetic and memory
+# stay finite (alpha 1e39 overflows float32; hidden_size 1e12 aborts XLA).
+COEFFICIENT_RANGE = (1e-6, 1e6)  # eps, alpha, beta, coef
+MAX_HIDDEN_SIZE, MAX_LAYERS, MAX_INIT_SCALE = 4096, 16, 1e3
+
+
+def _require_positive(drift: Drift, option: str, high: float = COEFFICIENT_RANGE[1],
+                      low: float = COEFFICIENT_RANGE[0]) -> None:
     value = getattr(drift, option)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:  # NaN too
         raise ConfigError(f"drift option {option}={value!r} is not allowed for {drift.name!r}; "
-                          "it must be a finite number > 0")
+                          f"it must be a finite number > 0, from {low:g} to {high:g}")

@@ -45,10 +45,21 @@ def test_it_trains_a_tiny_config_with_a_discovered_drift(example):
     assert returns.shape == (3,) and np.all(np.isfinite(returns)) and np.all(returns > 0)  # CartPole episodes end
 
 
-def test_a_bad_drift_option_is_one_line_and_exit_2(example, capsys):
-    assert example.main(["--drift", "dpo", "--option", "alpha=x"]) == 2
+@pytest.mark.parametrize("argv, message", [
+    (["--drift", "dpo", "--option", "alpha=x"], "drift 'dpo' option alpha='x' (str) is not allowed; it must be a number"),
+    (["--env", "NotAnEnv-v0"], "--env 'NotAnEnv-v0' is not a gymnax env"),
+    (["--env", "Pendulum-v1"], "--env 'Pendulum-v1' has continuous actions"),
+    (["--timesteps", "nan"], "--timesteps nan is not allowed; give at least one batch (512)"),
+    (["--timesteps", "100"], "--timesteps 100 is not allowed"),
+    (["--seeds", "0"], "--seeds 0 is not allowed; give at least 1"),
+    (["--seeds", "1.5"], "argument --seeds: invalid int value: '1.5'"),
+    (["--option", "eps"], "--option 'eps' is not of the form name=value"),
+])
+def test_bad_input_is_one_line_and_exit_2(example, capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_:
+        example.main(argv)
     err = capsys.readouterr().err.strip()
-    assert err == "ppo_drift.py: error: drift 'dpo' option alpha='x' (str) is not allowed; it must be a number"
+    assert exit_.value.code == 2 and err.startswith("ppo_drift.py: error: ") and message in err and "\n" not in err
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 through the resolver every command uses, with the CLI's one-line errors; the public surface."""
 
 import inspect
+import pathlib
 from importlib import resources
 
 import jax
@@ -73,11 +74,25 @@ PYTHON_ERRORS = [
     (("transfer-v1",), {"eps": 0.1}, "options (eps) cannot change the drift stored in 'transfer-v1'"),
     (("closed_form",), {"expression": "r - 1"}, "closed_form expression 'r - 1' violates the mirror-learning axioms"),
     (("missing.drift.npz",), {}, "drift file 'missing.drift.npz' does not exist"),
-    ((None,), {}, "unknown drift None; allowed: zero"),
+    ((None,), {}, "drift None (NoneType) is not allowed; give a drift name or the path of a drift file"),
+    ((["ppo"],), {}, "drift ['ppo'] (list) is not allowed"),
+    (("lpo",), {"hidden_size": 10 ** 12}, "drift option hidden_size=1000000000000 is not allowed for 'lpo'"),
+    (("lpo",), {"num_layers": 10 ** 6}, "drift option num_layers=1000000 is not allowed for 'lpo'"),
+    (("dpo",), {"alpha": 1e39}, "drift option alpha=1e+39 is not allowed for 'dpo'"),  # inf in float32
+    (("dpo",), {"alpha": 1e-45}, "drift option alpha=1e-45 is not allowed for 'dpo'"),  # 0 in float32
+    (("ppo",), {"eps": 10 ** 400}, "drift option eps=inf is not allowed for 'ppo'"),
+    (("lpo",), {"init_scale": 1e30}, "drift option init_scale=1e+30 is not allowed"),
+    (("lpo",), {"key": 42}, "key=42 (int) is not allowed; give one PRNG key, such as jax.random.PRNGKey(0)"),
+    (("ppo",), {"key": "x"}, "key='x' (str) is not allowed"),  # checked even where no key is used
+    (("lpo",), {"key": np.zeros((2, 2), np.uint32)}, "key of shape (2, 2) and dtype uint32 is not allowed"),
+    (("ppo",), {"check_axioms": "no"}, "check_axioms='no' is not allowed; it must be True or False"),
+    (("/dev/zero",), {}, "drift file '/dev/zero' is not a regular file"),
+    (("/tmp/a\0b.npz",), {}, "drift file '/tmp/a\\x00b.npz' cannot be read: embedded null byte"),
+    (("/tmp/" + "x" * 300 + ".npz",), {}, "drift file '/tmp/xxx"),
 ]
 
 
-ERROR_IDS = [f"{args[0]}-{'-'.join(options)}" for args, options, _ in PYTHON_ERRORS]
+ERROR_IDS = [f"{str(args[0])[:20]}-{'-'.join(options)}" for args, options, _ in PYTHON_ERRORS]
 
 
 @pytest.mark.parametrize("args, options, message", PYTHON_ERRORS, ids=ERROR_IDS)
@@ -96,11 +111,32 @@ def test_bad_input_from_python_is_one_config_error_line(args, options, message):
      "drift 'dpo' has no option 'gamma'; allowed: drift.alpha, drift.beta"),
     (["verify", "dpo", "--set", "drift.alpha=x"], "drift.alpha='x' is not a valid float"),
     (["verify", "transfer-v1", "--set", "drift.eps=0.1"], "--set drift.<option> cannot change the drift stored in"),
+    (["verify", "trpo", "--set", "drift.eps=1"], "drift 'trpo' has no option 'eps'; allowed: none"),
+    (["verify", "dpo", "--set", "drift.alpha=1e39"], "drift option alpha=1e+39 is not allowed for 'dpo'"),
+    (["verify", "lpo", "--set", "drift.hidden_size=1e12"], "drift option hidden_size=1000000000000 is not allowed"),
 ])
 def test_the_same_mistakes_on_the_command_line_are_one_line_and_exit_2(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("discover verify: error: ") and message in err and "\n" not in err
+
+
+def test_a_folder_or_file_named_like_a_drift_does_not_hide_it_and_a_path_means_a_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "transfer-v1").mkdir()  # a folder is not a drift file: the packaged drift loads
+    assert discover.load_drift("transfer-v1").metadata["provenance"]["sweep"] == "transfer-v1"
+    with pytest.raises(discover.ConfigError, match="drift file 'ppo' does not exist"):
+        discover.load_drift(pathlib.Path("ppo"))  # a Path names a file, never the zoo
+
+
+def test_a_loaded_drift_broadcasts_its_three_inputs_to_at_least_float32():
+    shapes = [(4,), (4,), (2, 1)]
+    for name in ("ppo", "ta_lpo", "zero", "closed_form"):
+        options = {"expression": "(r - 1)**2 * (1 + p)"} if name == "closed_form" else {}
+        drift = discover.load_drift(name, **options)
+        out = drift(*(jnp.ones(shape) for shape in shapes))
+        assert out.shape == (2, 4) and out.dtype == jnp.float32, name
+        assert drift(2, -1).dtype == jnp.float32 and drift(jnp.ones(3, jnp.bfloat16), 1.0).dtype == jnp.float32
 
 
 def test_the_public_surface_is_small_typed_and_documented():

@@ -68,11 +68,14 @@ class LoadedDrift:
     Call it as `drift(ratio, advantage, progress=0.0) -> per-sample drift`:
       * `ratio`: pi(a|s) / pi_old(a|s) of samples drawn from pi_old, > 0;
       * `advantage`: their advantages (normalised per minibatch, as PPO does);
-      * `progress`: the fraction of training done, in [0, 1] (only `ta_lpo` drifts use it);
-    arrays of any broadcastable shapes (or Python floats); the result has their broadcast
-    shape, float32 unless jax's x64 mode is on. The policy loss is
-    `-mean(ratio * advantage - drift(ratio, advantage, progress))`; with `load_drift("ppo")`
-    that is PPO's clipped loss. Pure JAX: use it under `jit`, `grad` and `vmap`.
+      * `progress`: the fraction of training done, in [0, 1] (read by `ta_lpo` drifts and by
+        closed forms with `p`; the others ignore it);
+    arrays of any broadcastable shapes, or Python numbers. The three are broadcast together
+    and cast to at least float32; the result has their broadcast shape and that dtype. The
+    policy loss is `-mean(ratio * advantage - drift(ratio, advantage, progress))`; with
+    `load_drift("ppo")` that is PPO's clipped loss. Pure JAX: call it inside functions under
+    `jit`, `grad` and `vmap` (close over it, or `jax.jit(drift)`; it is not a pytree, so it
+    is not itself a jitted function's argument).
 
     Values: >= 0, 0 with zero slope at ratio = 1 (the mirror-learning axioms), finite for
     |log ratio| <= LOG_RATIO_CLIP (20) and |advantage| <= ADVANTAGE_MAX (1e6), the domain the
@@ -90,6 +93,8 @@ class LoadedDrift:
     metadata: dict
 
     def __call__(self, ratio: ArrayLike, advantage: ArrayLike, progress: ArrayLike = 0.0) -> jax.Array:
+        dtype = jnp.result_type(ratio, advantage, progress, jnp.float32)  # at least float32
+        ratio, advantage, progress = jnp.broadcast_arrays(*(jnp.asarray(x, dtype) for x in (ratio, advantage, progress)))
         return self.drift(self.params, ratio, advantage, progress)
 
     @property
@@ -161,7 +166,7 @@ def drift_file_path(spec: str) -> str | None:
     """The drift file `spec` names: a packaged drift's name (e.g. `transfer-v1`, unless a
     file of that name exists here), or a path (an existing file, a name ending in .npz or
     one with a folder); None for anything else (a zoo name). The one rule every command uses."""
-    if spec in packaged_drifts() and not os.path.exists(spec):
+    if spec in packaged_drifts() and not os.path.isfile(spec):
         return str(resources.files("discover.data").joinpath("drifts", spec + PACKAGED_SUFFIX))
     if os.path.isfile(spec) or spec.endswith(".npz") or os.sep in spec:
         return spec
@@ -208,13 +213,16 @@ def read_drift_file(path: str, check_axioms: bool = True) -> LoadedDrift:
 
 
 def _open(path: str) -> tuple[dict, dict[str, np.ndarray]]:
+    if os.path.exists(path) and not os.path.isfile(path):  # a device or pipe could be read forever
+        kind = "a folder" if os.path.isdir(path) else "not a regular file"
+        raise ConfigError(f"drift file {path!r} is {kind}, not a drift file")
     try:
         with open(path, "rb") as f:
             data = f.read()
     except FileNotFoundError:
         raise ConfigError(f"drift file {path!r} does not exist") from None
-    except IsADirectoryError:
-        raise ConfigError(f"drift file {path!r} is a folder, not a drift file") from None
+    except (OSError, ValueError) as err:  # permissions, a name too long, a symlink loop, a NUL byte
+        raise ConfigError(f"drift file {path!r} cannot be read: {getattr(err, 'strerror', None) or err}") from None
     try:
         archive = np.load(io.BytesIO(data), allow_pickle=False)
         if isinstance(archive, np.lib.npyio.NpzFile):

@@ -7,13 +7,14 @@ drift are given as `--set drift.<option>=value`; a drift file carries its own.
 
 from __future__ import annotations
 
-import numbers
 import os
 import reprlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 
 from discover.files.drift_file import LoadedDrift, axiom_report, drift_file_path, packaged_drifts, read_drift_file
 from discover.training.settings import apply_train_overrides, parse_value, split_pairs
@@ -104,46 +105,18 @@ def zoo_drift(name: str, options: dict | None = None) -> drifts.Drift:
     return drifts.get(name, **(options or {}))
 
 
-def _unknown_option(name: str, option: str, prefix: str) -> ConfigError:
-    allowed = ", ".join(f"{prefix}{k}" for k in drifts.option_types(name)) or "none"
-    return ConfigError(f"drift {name!r} has no option {option!r}; allowed: {allowed}")
-
-
-def drift_options(name: str, drift_pairs: list[str]) -> dict:
-    """`drift.<option>=value` pairs parsed by the types of zoo drift `name`'s options."""
+def drift_options(name: str, drift_pairs: list[str], label: str | None = None) -> dict:
+    """`drift.<option>=value` pairs parsed by the types of zoo drift `name`'s options (`label`:
+    the name the user gave, e.g. an alias, for the message)."""
     types = drifts.option_types(name)
     options: dict[str, Any] = {}
     for key, text in split_pairs(drift_pairs):
         option = key[len(DRIFT_PREFIX):]
         if option not in types:
-            raise _unknown_option(name, option, DRIFT_PREFIX)
+            allowed = ", ".join(f"{DRIFT_PREFIX}{k}" for k in types) or "none"
+            raise ConfigError(f"drift {label or name!r} has no option {option!r}; allowed: {allowed}")
         options[option] = parse_value(key, text, types[option])
     return options
-
-
-_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
-
-
-def typed_options(name: str, options: dict) -> dict:
-    """Python option values checked against the types of zoo drift `name`'s options (ints
-    count as floats; bools count as neither); ConfigError names the first that is not."""
-    types = drifts.option_types(name)
-    checked: dict[str, Any] = {}
-    for option, value in options.items():
-        if option not in types:
-            raise _unknown_option(name, option, "")
-        kind = types[option]
-        numeric = kind in (int, float) and not isinstance(value, bool)
-        if kind is float and numeric and isinstance(value, numbers.Real):
-            checked[option] = float(value)
-        elif kind is int and numeric and isinstance(value, numbers.Integral):
-            checked[option] = int(value)
-        elif kind in (bool, str) and isinstance(value, kind):
-            checked[option] = value
-        else:
-            raise ConfigError(f"drift {name!r} option {option}={reprlib.repr(value)} ({type(value).__name__}) "
-                              f"is not allowed; it must be {_TYPE_NAMES.get(kind, kind.__name__)}")
-    return checked
 
 
 def resolve_drift(spec: str, drift_pairs: list[str] = (), *, check_axioms: bool = True) -> ResolvedDrift:
@@ -158,7 +131,7 @@ def resolve_drift(spec: str, drift_pairs: list[str] = (), *, check_axioms: bool 
     if name not in drifts.names():
         raise ConfigError(f"unknown drift {spec!r}; allowed: {', '.join(allowed_drifts())}, "
                           f"or the path of a drift file, {FORMULA_HINT}")
-    return _from_zoo(spec, name, drift_options(name, list(drift_pairs)), config_changes, check_axioms)
+    return _from_zoo(spec, name, drift_options(name, list(drift_pairs), spec), config_changes, check_axioms)
 
 
 def _from_file(spec: str, path: str, check_axioms: bool) -> ResolvedDrift:
@@ -188,15 +161,27 @@ def load_drift(spec: str | os.PathLike, *, key: jax.Array | None = None, check_a
       * a drift that ships with the package: `"transfer-v1"`;
       * the path of a drift file (`discover export`, `discover distill`).
     `key` draws a zoo drift's parameters (default `PRNGKey(0)`; closed forms have none).
+    A name is a zoo or packaged name unless a file of that name exists here; a `pathlib.Path`
+    always names a file.
 
     The same resolver as every `discover` command. A drift file's format, shapes and the
     mirror-learning axioms are checked (`check_axioms=False` skips the axioms), as is a
-    closed form's formula. Bad input raises `ConfigError` (a `ValueError`) with one line
-    naming the value and what is allowed: an unknown name or option, a value of the wrong
-    type or range, options given to a drift file, or `"trpo"` (a neighbourhood, not a drift).
+    closed form's formula; the other zoo drifts are valid by construction for every option
+    value in range (sizes up to 4096 wide and 16 deep, coefficients 1e-6 to 1e6). Bad input
+    raises `ConfigError` (a `ValueError`) with one line naming the value and what is allowed:
+    an unknown name or option, a value of the wrong type or range, options given to a drift
+    file, an unreadable file, a bad `key`, or `"trpo"` (a neighbourhood, not a drift).
     """
-    spec = os.fspath(spec) if isinstance(spec, os.PathLike) else spec
-    path = drift_file_path(spec) if isinstance(spec, str) else None
+    if not isinstance(check_axioms, bool):
+        raise ConfigError(f"check_axioms={check_axioms!r} is not allowed; it must be True or False")
+    key = _prng_key(key)
+    if isinstance(spec, os.PathLike):  # a path means a file, whatever its name
+        spec = path = os.fspath(spec)
+    elif isinstance(spec, str):
+        path = drift_file_path(spec)
+    else:
+        raise ConfigError(f"drift {reprlib.repr(spec)} ({type(spec).__name__}) is not allowed; give a drift name "
+                          f"or the path of a drift file")
     if path is not None:
         if options:
             raise ConfigError(f"options ({', '.join(options)}) cannot change the drift stored in {spec!r}")
@@ -206,10 +191,24 @@ def load_drift(spec: str | os.PathLike, *, key: jax.Array | None = None, check_a
         raise ConfigError(f"{spec!r} is the {name} drift inside a {changes['neighbourhood']} neighbourhood that a "
                           f"trainer enforces, not a drift function; load 'kl' (a KL penalty) or {name!r}")
     elif spec in drifts.names():
-        resolved = _from_zoo(spec, spec, typed_options(spec, options), {}, check_axioms)
+        resolved = _from_zoo(spec, spec, options, {}, check_axioms)
     else:
         raise ConfigError(f"unknown drift {spec!r}; allowed: {', '.join(allowed_drifts(aliases=False))}, "
                           f"or the path of a drift file, {PYTHON_FORMULA_HINT}")
-    params = resolved.init_params(jax.random.PRNGKey(0) if key is None else key)
     metadata = resolved.metadata or {"parameterisation": resolved.drift.name, "options": resolved.drift.options()}
-    return LoadedDrift(resolved.drift, params, metadata)
+    return LoadedDrift(resolved.drift, resolved.init_params(key), metadata)
+
+
+KEY_HINT = "one PRNG key, such as jax.random.PRNGKey(0) or jax.random.key(0)"
+
+
+def _prng_key(key: Any) -> jax.Array:
+    """`key` if it is one PRNG key (typed, or raw uint32 of shape (2,)), PRNGKey(0) for None."""
+    if key is None:
+        return jax.random.PRNGKey(0)
+    if isinstance(key, (jax.Array, np.ndarray)):
+        if (jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ()) or \
+                (key.dtype == np.uint32 and key.shape == (2,)):
+            return key
+        raise ConfigError(f"key of shape {tuple(key.shape)} and dtype {key.dtype} is not allowed; give {KEY_HINT}")
+    raise ConfigError(f"key={reprlib.repr(key)} ({type(key).__name__}) is not allowed; give {KEY_HINT}")
