@@ -2,7 +2,8 @@
 
 ask (evosax) -> evaluate the population (members x training envs x seeds, vmapped; every
 member sees the same seeds: common random numbers, fresh each generation) -> tell with the
-negated fitness (evosax minimises). `evolve(state, num_generations)` scans generations.
+negated fitness (evosax minimises). Each generation also measures its own noise: a member's
+standard error over its seeds beside the population's spread (an SNR). `evolve(state, num_generations)` scans generations.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import jax.numpy as jnp
 from inner_loop import TrainConfig, make_train
 from inner_loop.drifts import Drift
 from inner_loop.parallel import pad_runs, padded_size, shard_runs
-from outer_loop.fitness import normalized_fitness
+from outer_loop.fitness import fitness_standard_error, normalized_fitness, search_noise
 from outer_loop.sharding import shard_members
 
 
@@ -114,8 +115,10 @@ def make_drift_fitness(configs: Sequence[TrainConfig], drift: Drift, normalisati
     return drift_fitness
 
 
-def make_generation(strategy, es_params, population_fitness: Callable) -> Callable:
-    """`generation(state) -> (state, metrics)`: ask, evaluate, tell."""
+def make_generation(strategy, es_params, population_fitness: Callable,
+                    normalisation: Normalisation | None = None) -> Callable:
+    """`generation(state) -> (state, metrics)`: ask, evaluate, tell. With the fitness's
+    `normalisation` the metrics also hold the search noise (`outer_loop.fitness.search_noise`)."""
 
     def generation(state: EvolutionState):
         key, ask_key, eval_key, tell_key = jax.random.split(state.key, 4)
@@ -127,6 +130,8 @@ def make_generation(strategy, es_params, population_fitness: Callable) -> Callab
                    "fitness_std": fitness.std(), "fitness": fitness,
                    "nonfinite_returns": jnp.sum(~jnp.isfinite(final_returns)),
                    "best_member": jax.tree.map(lambda x: x[best], population)}
+        if normalisation is not None:
+            metrics.update(search_noise(fitness, fitness_standard_error(final_returns, *_normalisers(normalisation))))
         return EvolutionState(es_state, key), metrics
 
     return generation

@@ -32,6 +32,42 @@ def normalized_fitness(final_returns: jnp.ndarray, reference_returns: jnp.ndarra
     return worst_if_not_finite(fitness)
 
 
+def fitness_standard_error(final_returns: jnp.ndarray, reference_returns: jnp.ndarray,
+                           untrained_returns: jnp.ndarray | float = 0.0) -> jnp.ndarray:
+    """The standard error of each member's fitness relative to the population's -> (members,).
+
+    Every member runs the same seeds (common random numbers), so what a seed does to all of
+    them (an easy start, a drawn learning rate) cancels in their ranking: the noise is the
+    spread over seeds of a member's normalised return s around the population's mean on the
+    same seed, d_ek = s_ek - mean_members(s_ek). Fitness is a mean over E envs of a mean over
+    K seeds, so its standard error is `sqrt(sum_e var_k(d_ek) / K) / E` (var with K - 1
+    degrees of freedom). The envs are no noise: every member runs all of them. NaN with one
+    seed or for a member with a non-finite return (which also leaves the population mean).
+    """
+    members, envs, seeds = final_returns.shape
+    if seeds < 2:
+        return jnp.full((members,), jnp.nan)
+    untrained = jnp.broadcast_to(jnp.asarray(untrained_returns, jnp.float32), (envs,))
+    scores = (final_returns - untrained[:, None]) / (jnp.asarray(reference_returns) - untrained)[:, None]
+    finite = jnp.all(jnp.isfinite(scores), axis=(1, 2), keepdims=True)
+    population = jnp.sum(jnp.where(finite, scores, 0.0), axis=0) / jnp.maximum(jnp.sum(finite), 1)
+    deviations = scores - population
+    return jnp.sqrt(jnp.sum(jnp.var(deviations, axis=-1, ddof=1), axis=-1) / seeds) / envs
+
+
+def search_noise(fitness: jnp.ndarray, standard_error: jnp.ndarray) -> dict:
+    """Over the members with a finite standard error: `fitness_noise`, the root mean square
+    of their standard errors, and `fitness_snr`, the spread (std) of their fitness over it.
+    An SNR near 1 means the ranking of a generation is mostly the seeds' noise."""
+    finite = jnp.isfinite(standard_error) & jnp.isfinite(fitness)
+    count = jnp.maximum(jnp.sum(finite), 1)
+    noise = jnp.sqrt(jnp.sum(jnp.where(finite, standard_error ** 2, 0.0)) / count)
+    mean = jnp.sum(jnp.where(finite, fitness, 0.0)) / count
+    spread = jnp.sqrt(jnp.sum(jnp.where(finite, (fitness - mean) ** 2, 0.0)) / count)
+    noise = jnp.where(jnp.sum(finite) > 0, noise, jnp.nan)
+    return {"fitness_noise": noise, "fitness_snr": spread / noise}
+
+
 def worst_if_not_finite(fitness: jnp.ndarray) -> jnp.ndarray:
     """Replace NaN/inf by (worst finite fitness - 1), or -1 if no member is finite."""
     finite = jnp.isfinite(fitness)

@@ -7,8 +7,9 @@ import pytest
 
 from inner_loop import TrainConfig, drifts
 from inner_loop.errors import ConfigError
-from outer_loop import (EvolutionState, Normalisation, evolve, make_drift_fitness, make_generation,
-                        make_population_fitness, make_strategy, normalized_fitness, worst_if_not_finite)
+from outer_loop import (EvolutionState, Normalisation, evolve, fitness_standard_error, make_drift_fitness,
+                        make_generation, make_population_fitness, make_strategy, normalized_fitness, search_noise,
+                        worst_if_not_finite)
 from outer_loop.strategy import strategy_names
 
 
@@ -20,6 +21,38 @@ def test_fitness_is_mean_over_envs_of_seed_mean_over_reference():
     returns = jnp.asarray([[[100.0, 300.0], [10.0, 30.0]],     # member 0: 200/400, 20/10
                            [[400.0, 400.0], [5.0, 5.0]]])     # member 1: 400/400, 5/10
     np.testing.assert_allclose(normalized_fitness(returns, jnp.asarray([400.0, 10.0])), [1.25, 0.75])
+
+
+def test_a_members_standard_error_is_that_of_its_ranking_over_resampled_seeds():
+    # Two envs (Acrobot-like negative returns on the second), three seeds, four members: the
+    # closed form sqrt(sum_e var_e / K) / E of the member's own noise, against the spread over
+    # many redrawn seed sets of its fitness minus the population's. A large seed effect that
+    # every member shares (common random numbers) must not count as noise.
+    rng = np.random.default_rng(0)
+    ppo, untrained = np.array([400.0, -100.0]), np.array([20.0, -500.0])
+    means, sds = np.array([300.0, -200.0]), np.array([60.0, 90.0])
+    shared = rng.normal(0.0, 500.0, (20000, 1, 2, 3))  # per seed, common to the members
+    draws = (rng.normal(means[None, None, :, None], sds[None, None, :, None], (20000, 4, 2, 3)) + shared)
+    draws = jnp.asarray(draws, jnp.float32)
+    fitness = np.asarray(jax.vmap(lambda r: normalized_fitness(r, ppo, untrained))(draws))
+    se = np.asarray(jax.vmap(lambda r: fitness_standard_error(r, ppo, untrained))(draws))
+    relative = fitness[:, 0] - fitness.mean(axis=1)
+    want = np.sqrt(np.sum((sds / (ppo - untrained)) ** 2) / 3) / 2 * np.sqrt(3 / 4)  # minus its 1/4 share
+    assert abs(relative.std() / want - 1) < 0.02  # the closed form is the truth ...
+    assert abs(np.sqrt(np.mean(se ** 2)) / want - 1) < 0.03  # ... and the estimate finds it from 3 seeds
+    exact = jnp.asarray([[[100.0, 300.0]], [[300.0, 300.0]]])  # scores (0.25, 0.75), (0.75, 0.75): d = (-+0.25, 0)
+    np.testing.assert_allclose(fitness_standard_error(exact, jnp.asarray([400.0])), [0.125, 0.125], rtol=1e-6)
+    assert np.isnan(np.asarray(fitness_standard_error(exact[..., :1], jnp.asarray([400.0])))).all()
+    broken = exact.at[1, 0, 0].set(jnp.nan)  # a diverged member: NaN, and out of the population mean
+    np.testing.assert_allclose(fitness_standard_error(broken, jnp.asarray([400.0])), [0.0, np.nan])
+
+
+def test_search_noise_is_the_spread_over_the_noise_of_the_finite_members():
+    fitness = jnp.asarray([1.0, 1.2, 0.8, -5.0])  # the last one replaced a NaN member
+    noise = search_noise(fitness, jnp.asarray([0.1, 0.1, 0.1, jnp.nan]))
+    np.testing.assert_allclose(noise["fitness_noise"], 0.1, rtol=1e-6)
+    np.testing.assert_allclose(noise["fitness_snr"], np.std([1.0, 1.2, 0.8]) / 0.1, rtol=1e-5)
+    assert np.isnan(search_noise(fitness, jnp.full(4, jnp.nan))["fitness_noise"])  # one seed: unknown
 
 
 def test_normalised_fitness_ranks_correctly_on_negative_returns():
@@ -74,11 +107,12 @@ def test_generations_on_a_tiny_config_run_jitted_and_move_the_mean(name):
     solution = drift.init(jax.random.PRNGKey(0))
     strategy, params = make_strategy(name, 4, solution, std=0.1)
     fitness_fn = make_population_fitness([config], drift, norm(20.0), seeds_per_member=2)
-    generation = make_generation(strategy, params, fitness_fn)
+    generation = make_generation(strategy, params, fitness_fn, norm(20.0))
     state = EvolutionState(strategy.init(jax.random.PRNGKey(1), solution, params), jax.random.PRNGKey(2))
     new_state, metrics = jax.jit(evolve, static_argnums=(0, 2))(generation, state, 2)
     assert metrics["fitness"].shape == (2, 4)
     assert bool(jnp.all(jnp.isfinite(metrics["fitness"])))
+    assert bool(jnp.all(metrics["fitness_noise"] > 0)) and bool(jnp.all(jnp.isfinite(metrics["fitness_snr"])))
     moved = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()),
                          strategy.get_mean(new_state.es_state), strategy.get_mean(state.es_state))
     assert max(jax.tree.leaves(moved)) > 0

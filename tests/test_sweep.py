@@ -36,6 +36,8 @@ def test_run_folder_holds_config_metrics_checkpoints_drifts_and_heatmaps(uninter
     for row in rows:
         assert all(np.isfinite(row[k]) for k in ("fitness_mean", "fitness_max", "fitness_min", "fitness_std"))
         assert row["fitness_min"] <= row["fitness_mean"] <= row["fitness_max"]
+        assert row["fitness_noise"] > 0 and row["fitness_snr"] == pytest.approx(row["fitness_std"] / row["fitness_noise"],
+                                                                                rel=1e-4)  # no NaN member here
         assert row["env_steps"] == row["generation"] * 4 * 2 * 512 and row["wall_seconds"] > 0
     assert [("mean_drift_fitness" in r) for r in rows] == [False, True, False, True, False, True]
 
@@ -61,7 +63,8 @@ def test_wandb_offline_run_folder_mirrors_the_metrics(uninterrupted):
     local = read_metrics(uninterrupted)
     assert [r["_step"] for r in logged] == [r["generation"] for r in local]
     for remote, row in zip(logged, local):
-        for key in ("fitness_mean", "fitness_max", "fitness_min", "fitness_std", "env_steps"):
+        for key in ("fitness_mean", "fitness_max", "fitness_min", "fitness_std", "fitness_noise", "fitness_snr",
+                    "env_steps"):
             assert remote[key] == pytest.approx(row[key])
     assert "drift_heatmap/path" in logged[1] and "mean_drift_fitness" in logged[1]
     assert len(artifact_names(str(wandb_dir / runs[0] / run_file))) == 3

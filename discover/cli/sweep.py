@@ -11,6 +11,7 @@ still checkpointed).
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import time
@@ -28,6 +29,12 @@ from discover.sweep.run_folder import RunFolder
 from discover.sweep.wandb_run import WANDB_MODES, check_wandb_mode
 from discover.training.settings import split_pairs
 from inner_loop.errors import ConfigError
+
+
+def noise_text(row: dict) -> str:
+    """A member's standard error and the generation's SNR, e.g. `0.041 (snr 1.8)`; `-` with one seed."""
+    noise, snr = row.get("fitness_noise", math.nan), row.get("fitness_snr", math.nan)
+    return f"{noise:.3f} (snr {snr:.1f})" if math.isfinite(noise) and math.isfinite(snr) else "-"
 
 
 def add_sweep_command(sub) -> None:
@@ -98,9 +105,9 @@ def cmd_sweep(args) -> int:
     previous = signal.signal(signal.SIGINT, on_sigint)
     progress = progress_display(console, TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                 TextColumn("gens  best {task.fields[best]}  mean {task.fields[mean]}"
-                                           "{task.fields[test]}"),
+                                           "  noise {task.fields[noise]}{task.fields[test]}"),
                                 TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), unit="generations")
-    task = progress.add_task("compiling", total=config.generations, best="-", mean="-", test="")
+    task = progress.add_task("compiling", total=config.generations, best="-", mean="-", noise="-", test="")
 
     def on_start(done, total):
         progress.update(task, completed=done, total=total)
@@ -108,7 +115,8 @@ def cmd_sweep(args) -> int:
     def on_generation(row):
         held_out = {"test": f"  held-out {row['test_fitness']:.3f}"} if "test_fitness" in row else {}
         progress.update(task, completed=row["generation"], description="generation",
-                        best=f"{row['best_fitness_so_far']:.3f}", mean=f"{row['fitness_mean']:.3f}", **held_out)
+                        best=f"{row['best_fitness_so_far']:.3f}", mean=f"{row['fitness_mean']:.3f}",
+                        noise=noise_text(row), **held_out)
 
     try:
         with progress:

@@ -72,7 +72,7 @@ class SweepConfig:
     seeds_per_member: int = 2  # inner runs per member per env (common to all members)
     checkpoint_every: int = 5  # generations between checkpoints (and drift files, heat maps)
     generations_per_call: int = 1  # generations per compiled call (lax.scan); 1 = finest progress
-    mean_drift_seeds: int = 8  # seeds per env to score the search mean at checkpoints
+    mean_drift_seeds: int = 16  # validation: fresh seeds per env scoring the search mean at checkpoints
     seed: int = 0  # root PRNG seed of the sweep
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     drift: str = "lpo"  # the neural drift evolved: lpo or ta_lpo
@@ -162,14 +162,14 @@ _HIGH_LR_CARTPOLE = {"total_timesteps": 32_768, "lr": 1e-2}
 PRESETS: dict[str, SweepConfig] = {
     "quick": SweepConfig(
         envs=("CartPole-v1",), generations=40, population_size=16, seeds_per_member=2,
-        checkpoint_every=5, mean_drift_seeds=8,
+        checkpoint_every=5, mean_drift_seeds=16,
         strategy=StrategyConfig(name="Open_ES", std=0.1, lr=0.05),
         drift="lpo", drift_options={"hidden_size": 16, "start": "none"},
         inner=dict(_HIGH_LR_CARTPOLE), test_envs=("Acrobot-v1",),
     ),
     "transfer": SweepConfig(
         envs=("CartPole-v1", "Pendulum-v1"), generations=120, population_size=16, seeds_per_member=2,
-        checkpoint_every=10, mean_drift_seeds=8,
+        checkpoint_every=10, mean_drift_seeds=16,
         strategy=StrategyConfig(name="Open_ES", std=0.05, lr=0.03),
         drift="lpo", drift_options={"hidden_size": 32, "start": "ppo"},
         test_envs=("Acrobot-v1", "Breakout-MinAtar"),
@@ -179,7 +179,7 @@ PRESETS: dict[str, SweepConfig] = {
     "minatar": SweepConfig(
         envs=("Asterix-MinAtar", "Breakout-MinAtar", "Freeway-MinAtar", "SpaceInvaders-MinAtar"),
         generations=256, population_size=64, seeds_per_member=4, checkpoint_every=8,
-        mean_drift_seeds=8,
+        mean_drift_seeds=16,
         strategy=StrategyConfig(name="Open_ES", std=0.03, lr=0.01),
         drift="lpo", drift_options={"hidden_size": 128, "start": "ppo"},
     ),

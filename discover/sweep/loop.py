@@ -29,7 +29,18 @@ from inner_loop import drifts
 from inner_loop.errors import ConfigError
 from outer_loop import EvolutionState, per_env_scores
 
-FITNESS_STATISTICS = ("fitness_mean", "fitness_max", "fitness_min", "fitness_std")
+# The sweep's PRNG streams, all from PRNGKey(seed): the search splits its keys from it; the
+# validation and held-out scores fold in a stream number, a derivation no split of the
+# search's produces, so their runs never share a key with a search run.
+VALIDATION_STREAM, HELD_OUT_STREAM = 1, 2
+
+
+def score_key(seed: int, stream: int, generation: int) -> jax.Array:
+    """The key scoring the search mean at a checkpoint, in one of the streams above."""
+    return jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(seed), stream), generation)
+
+
+FITNESS_STATISTICS = ("fitness_mean", "fitness_max", "fitness_min", "fitness_std", "fitness_noise", "fitness_snr")
 
 
 @flax.struct.dataclass
@@ -193,14 +204,14 @@ class _Sweep:
                              "reason": "interrupted"})
 
     def score_mean(self, mean_params, generation: int) -> tuple[dict, list]:
-        """The search mean's fitness on the training envs, and on the held-out envs (fresh seeds,
-        the same normalisation; logged only, never used to select or export)."""
+        """The search mean's validation fitness (the training envs, seeds of their own: what
+        `export --generation best` ranks by), and its fitness on the held-out envs (the same
+        normalisation; logged only, never used to select or export)."""
         config, machinery = self.config, self.machinery
-        key = jax.random.fold_in(jax.random.PRNGKey(config.seed + 1), generation)
-        fitness, returns = machinery.mean_fitness(key, mean_params)
+        fitness, returns = machinery.mean_fitness(score_key(config.seed, VALIDATION_STREAM, generation), mean_params)
         scores = {"mean_drift_fitness": float(fitness[0])}
         if machinery.test_fitness is not None:
-            test_key = jax.random.fold_in(jax.random.PRNGKey(config.seed + 2), generation)
+            test_key = score_key(config.seed, HELD_OUT_STREAM, generation)
             test, test_returns = machinery.test_fitness(test_key, mean_params)
             norm = machinery.test_references
             per_env = np.asarray(per_env_scores(np.asarray(test_returns), np.asarray(norm.ppo),

@@ -82,7 +82,7 @@ def build_machinery(config: SweepConfig, references: Normalisation,
     mesh = member_mesh(config.population_size)
     population_fitness = make_population_fitness(train_configs, drift, references, config.seeds_per_member,
                                                  mesh=mesh, randomize=config.randomize())
-    generation = make_generation(strategy, es_params, population_fitness)
+    generation = make_generation(strategy, es_params, population_fitness, references)
     initial = EvolutionState(strategy.init(es_key, solution, es_params), run_key)
     seeds_mesh = runs_mesh(config.mean_drift_seeds)
     mean_fitness = make_drift_fitness(train_configs, drift, references, config.mean_drift_seeds,

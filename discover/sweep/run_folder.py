@@ -3,7 +3,8 @@
     config.json         the resolved sweep config (and each env's inner-loop config)
     references.json     PPO's and the untrained policy's return on each training env (`references`)
                         and held-out env (`test_references`): the fitness normalisers
-    metrics.jsonl       one line per generation: fitness statistics, env steps, wall seconds,
+    metrics.jsonl       one line per generation: fitness statistics and the search noise
+                        (`fitness_noise`, `fitness_snr`), env steps, wall seconds,
                         and at checkpoints `mean_drift_fitness` and, with test_envs,
                         `test_fitness` and `test_fitness/<env>` -- the source of truth
     checkpoints/        gen_NNNNNN.npz: the sweep state, every K generations and on Ctrl-C
