@@ -54,12 +54,12 @@ class ActorCritic(nn.Module):
 
     @nn.compact
     def __call__(self, obs):
-        dense = lambda size, scale: nn.Dense(size, kernel_init=nn.initializers.orthogonal(scale))  # noqa: E731
-        actor = nn.tanh(dense(64, np.sqrt(2))(obs))
-        logits = dense(self.num_actions, 0.01)(nn.tanh(dense(64, np.sqrt(2))(actor)))
-        critic = nn.tanh(dense(64, np.sqrt(2))(obs))
-        value = dense(1, 1.0)(nn.tanh(dense(64, np.sqrt(2))(critic)))
-        return logits, value[..., 0]
+        # flax's default init, not purejaxrl's orthogonal one: vmapped over seeds, that runs
+        # jaxlib's batched QR, which can deadlock XLA's CPU thread pool (jax 0.10, multi-core).
+        actor = nn.tanh(nn.Dense(64)(nn.tanh(nn.Dense(64)(obs))))
+        logits = nn.Dense(self.num_actions, kernel_init=nn.initializers.normal(0.01))(actor)
+        critic = nn.tanh(nn.Dense(64)(nn.tanh(nn.Dense(64)(obs))))
+        return logits, nn.Dense(1)(critic)[..., 0]
 
 
 class Transition(NamedTuple):
