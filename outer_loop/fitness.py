@@ -58,7 +58,8 @@ def fitness_standard_error(final_returns: jnp.ndarray, reference_returns: jnp.nd
 def search_noise(fitness: jnp.ndarray, standard_error: jnp.ndarray) -> dict:
     """Over the members with a finite standard error: `fitness_noise`, the root mean square
     of their standard errors, and `fitness_snr`, the spread (std) of their fitness over it.
-    An SNR near 1 means the ranking of a generation is mostly the seeds' noise."""
+    An SNR near 1 means the ranking of a generation is mostly the seeds' noise. Where every
+    member scored alike on every seed the noise is 0 and the SNR undefined (NaN)."""
     finite = jnp.isfinite(standard_error) & jnp.isfinite(fitness)
     count = jnp.maximum(jnp.sum(finite), 1)
     noise = jnp.sqrt(jnp.sum(jnp.where(finite, standard_error ** 2, 0.0)) / count)

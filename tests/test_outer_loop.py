@@ -112,7 +112,10 @@ def test_generations_on_a_tiny_config_run_jitted_and_move_the_mean(name):
     new_state, metrics = jax.jit(evolve, static_argnums=(0, 2))(generation, state, 2)
     assert metrics["fitness"].shape == (2, 4)
     assert bool(jnp.all(jnp.isfinite(metrics["fitness"])))
-    assert bool(jnp.all(metrics["fitness_noise"] > 0)) and bool(jnp.all(jnp.isfinite(metrics["fitness_snr"])))
+    # The noise is measured; where every member scored alike on every seed (seen with
+    # Sep_CMA_ES's second generation on this tiny config) it is 0 and the SNR undefined.
+    noise, snr = np.asarray(metrics["fitness_noise"]), np.asarray(metrics["fitness_snr"])
+    assert np.all(noise >= 0) and noise.max() > 0 and np.all(np.isfinite(snr[noise > 0]))
     moved = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()),
                          strategy.get_mean(new_state.es_state), strategy.get_mean(state.es_state))
     assert max(jax.tree.leaves(moved)) > 0
