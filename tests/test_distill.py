@@ -14,7 +14,7 @@ from discover.cli.main import main
 from discover.distill import atoms as atom_library
 from discover.distill.config import DistillConfig, distill_config
 from discover.distill.formula import Formula, to_sympy
-from discover.distill.pipeline import search
+from discover.distill.pipeline import pareto_candidates
 from discover.distill.samples import distill_data, sampling_config, sampling_envs
 from discover.distill.search import WeightedProblem, choose, pareto_front
 from discover.files.drift_file import save_drift
@@ -173,7 +173,7 @@ def test_the_front_keeps_only_unbeaten_formulas_and_the_choice_is_the_smallest_w
 @SAME_PPO_RUN
 def test_distilling_dpo_recovers_it_and_every_front_formula_is_valid(ppo_data):
     data = with_target(ppo_data, lambda r, a, p: drifts.get("dpo")({}, r, a, p))
-    _, _, front = search(data, DistillConfig(max_terms=4))
+    _, _, front = pareto_candidates(data, DistillConfig(max_terms=4))
     chosen = choose(front, lambda c: c.formula.size, lambda c: c.error, max_size=25, tolerance=0.05)
     assert chosen.error < 0.02 and chosen.formula.size <= 23, chosen
     assert "0.6*tanh" in chosen.formula.text and "2*tanh" in chosen.formula.text
@@ -187,7 +187,7 @@ def test_distilling_dpo_recovers_it_and_every_front_formula_is_valid(ppo_data):
 def test_a_time_aware_drift_is_fitted_with_progress_atoms(ppo_data):
     target = "(1 - p)*relu((r - clip(r, 0.8, 1.2))*A) + 0.5*p*(r - 1)**2"
     data = with_target(ppo_data, compile_expression(target), time_aware=True)
-    _, _, front = search(data, DistillConfig(max_terms=3))
+    _, _, front = pareto_candidates(data, DistillConfig(max_terms=3))
     best = front[-1]
     assert best.error < 0.01 and "p" in best.formula.text, best
     assert_valid(best.formula.text)

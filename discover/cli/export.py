@@ -11,7 +11,6 @@ the theorem on random MDPs) at export time.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 
@@ -59,7 +58,7 @@ def choose_drift_file(run_dir: str, generation: str, which: str) -> tuple[int, s
     if generation == "last":
         chosen = max(files)
     elif generation == "best":
-        chosen = max(files) if which == "best" else _best_mean_generation(folder, files)
+        chosen = max(files) if which == "best" else folder.best_validated_generation(files)
     else:
         try:
             chosen = int(generation)
@@ -69,28 +68,6 @@ def choose_drift_file(run_dir: str, generation: str, which: str) -> tuple[int, s
             raise ConfigError(f"--generation {chosen} has no checkpoint in {run_dir!r}; "
                               f"available: {', '.join(map(str, sorted(files)))}")
     return chosen, files[chosen]
-
-
-def _best_mean_generation(folder: RunFolder, files: dict[int, str]) -> int:
-    """The checkpoint whose mean drift scored highest (mean_drift_fitness in metrics.jsonl).
-    No fallback when metrics.jsonl cannot be read: "best" would then name a drift nobody ranked."""
-    try:
-        rows = folder.read_metrics()
-    except FileNotFoundError:
-        raise ConfigError(f"run folder {folder.path!r} has no metrics.jsonl, so the best generation is unknown; "
-                          f"give --generation last or a number") from None
-    except OSError as err:
-        raise ConfigError(f"cannot read {folder.metrics_path!r}: {err.strerror}; give --generation last or a "
-                          "number") from None
-    scores = {}
-    for row in rows:
-        if not isinstance(row, dict):
-            continue
-        generation, fitness = row.get("generation"), row.get("mean_drift_fitness")
-        if isinstance(generation, int) and generation in files and isinstance(fitness, (int, float)) \
-                and math.isfinite(fitness):  # a NaN fitness (failed evaluation) ranks nowhere
-            scores[generation] = fitness
-    return max(scores, key=lambda g: (scores[g], g)) if scores else max(files)
 
 
 def cmd_export(args) -> int:

@@ -64,7 +64,7 @@ def atom_columns(atoms: list[atom_library.Atom], data: DistillData) -> np.ndarra
     return np.stack([a.values(data.ratio, data.advantage, data.progress) for a in atoms], axis=1)
 
 
-def search(data: DistillData, config: DistillConfig) -> tuple[list[atom_library.Atom], int, list[Candidate]]:
+def pareto_candidates(data: DistillData, config: DistillConfig) -> tuple[list[atom_library.Atom], int, list[Candidate]]:
     """(the library, fits tried, the Pareto front of their formulas) on `data`."""
     atoms = atom_library.library(data.time_aware)
     problem = WeightedProblem(atom_columns(atoms, data), data.target, data.weight)
@@ -89,7 +89,7 @@ def distill(resolved: ResolvedDrift, config: DistillConfig, key: jax.Array,
     data = distill_data(resolved, config, key, on_env=lambda env: on_stage(f"sampling {env}"))
     sampled = time.perf_counter()
     on_stage("searching")
-    atoms, tried, front = search(data, config)
+    atoms, tried, front = pareto_candidates(data, config)
     chosen = choose(front, size=lambda c: c.formula.size, error=lambda c: c.error, max_size=config.max_size,
                     tolerance=config.tolerance)
     seconds = {"samples": round(sampled - start, 1), "search": round(time.perf_counter() - sampled, 1)}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 
@@ -182,6 +183,28 @@ class RunFolder:
         """The generation of the newest checkpoint's name (0 if none yet)."""
         found = self.checkpoints()
         return found[-1][0] if found else 0
+
+    def best_validated_generation(self, files: dict[int, str]) -> int:
+        """Of the checkpoints in `files`, the one whose mean drift has the highest validation
+        score (`mean_drift_fitness` in metrics.jsonl); the newest if none has one. No fallback
+        when metrics.jsonl cannot be read: "best" would then name a drift nobody ranked."""
+        try:
+            rows = self.read_metrics()
+        except FileNotFoundError:
+            raise ConfigError(f"run folder {self.path!r} has no metrics.jsonl, so the best generation is unknown; "
+                              f"give --generation last or a number") from None
+        except OSError as err:
+            raise ConfigError(f"cannot read {self.metrics_path!r}: {err.strerror}; give --generation last or a "
+                              "number") from None
+        scores = {}
+        for row in rows:
+            if not isinstance(row, dict):
+                continue
+            generation, fitness = row.get("generation"), row.get("mean_drift_fitness")
+            if isinstance(generation, int) and generation in files and isinstance(fitness, (int, float)) \
+                    and math.isfinite(fitness):  # a NaN fitness (failed evaluation) ranks nowhere
+                scores[generation] = fitness
+        return max(scores, key=lambda g: (scores[g], g)) if scores else max(files)
 
     def drift_files(self, which: str) -> dict[int, str]:
         """{generation: drift file} of `which` (mean or best)."""

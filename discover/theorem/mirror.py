@@ -67,12 +67,6 @@ def mirror_objective_of_policy(policy: jax.Array, logp_old: jax.Array, adv: jax.
     return jnp.sum(policy * adv, axis=-1) - jnp.sum(jnp.exp(logp_old) * drift, axis=-1)
 
 
-def mirror_objective(logits: jax.Array, logp_old: jax.Array, adv: jax.Array, drift_fn: DriftFn,
-                     progress: jax.Array, drift_dtype: str = "float32") -> jax.Array:
-    """`mirror_objective_of_policy` at `softmax(logits)`."""
-    return mirror_objective_of_policy(jax.nn.softmax(logits), logp_old, adv, drift_fn, progress, drift_dtype)
-
-
 def maximise_mirror_objective(logits_old: jax.Array, adv: jax.Array, drift_fn: DriftFn, progress: jax.Array,
                               config: VerifyConfig, key: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
     """(best logits [S, A], best objective [S]) by exponentiated-gradient ascent from `logits_old`.
