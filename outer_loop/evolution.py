@@ -3,7 +3,8 @@
 ask (evosax) -> evaluate the population (members x training envs x seeds, vmapped; every
 member sees the same seeds: common random numbers, fresh each generation) -> tell with the
 negated fitness (evosax minimises). Each generation also measures its own noise: a member's
-standard error over its seeds beside the population's spread (an SNR). `evolve(state, num_generations)` scans generations.
+standard error over its seeds beside the population's spread (an SNR).
+`evolve(state, num_generations)` scans generations.
 """
 
 from __future__ import annotations

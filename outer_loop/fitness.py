@@ -47,11 +47,10 @@ def fitness_standard_error(final_returns: jnp.ndarray, reference_returns: jnp.nd
     members, envs, seeds = final_returns.shape
     if seeds < 2:
         return jnp.full((members,), jnp.nan)
-    untrained = jnp.broadcast_to(jnp.asarray(untrained_returns, jnp.float32), (envs,))
-    scores = (final_returns - untrained[:, None]) / (jnp.asarray(reference_returns) - untrained)[:, None]
+    untrained = jnp.asarray(untrained_returns, jnp.float32)[..., None]  # (envs, 1), or (1,) for a scalar
+    scores = (final_returns - untrained) / (jnp.asarray(reference_returns)[:, None] - untrained)
     finite = jnp.all(jnp.isfinite(scores), axis=(1, 2), keepdims=True)
-    population = jnp.sum(jnp.where(finite, scores, 0.0), axis=0) / jnp.maximum(jnp.sum(finite), 1)
-    deviations = scores - population
+    deviations = scores - jnp.nanmean(jnp.where(finite, scores, jnp.nan), axis=0)
     return jnp.sqrt(jnp.sum(jnp.var(deviations, axis=-1, ddof=1), axis=-1) / seeds) / envs
 
 
@@ -61,11 +60,8 @@ def search_noise(fitness: jnp.ndarray, standard_error: jnp.ndarray) -> dict:
     An SNR near 1 means the ranking of a generation is mostly the seeds' noise. Where every
     member scored alike on every seed the noise is 0 and the SNR undefined (NaN)."""
     finite = jnp.isfinite(standard_error) & jnp.isfinite(fitness)
-    count = jnp.maximum(jnp.sum(finite), 1)
-    noise = jnp.sqrt(jnp.sum(jnp.where(finite, standard_error ** 2, 0.0)) / count)
-    mean = jnp.sum(jnp.where(finite, fitness, 0.0)) / count
-    spread = jnp.sqrt(jnp.sum(jnp.where(finite, (fitness - mean) ** 2, 0.0)) / count)
-    noise = jnp.where(jnp.sum(finite) > 0, noise, jnp.nan)
+    noise = jnp.sqrt(jnp.nanmean(jnp.where(finite, standard_error ** 2, jnp.nan)))
+    spread = jnp.nanstd(jnp.where(finite, fitness, jnp.nan))
     return {"fitness_noise": noise, "fitness_snr": spread / noise}
 
 

@@ -98,13 +98,6 @@ def allowed_drifts(aliases: bool = True) -> list[str]:
             + packaged_drifts())
 
 
-def zoo_drift(name: str, options: dict | None = None) -> drifts.Drift:
-    """The zoo drift `name` with `options` (ConfigError for an unknown name)."""
-    if name not in drifts.names():
-        raise ConfigError(f"unknown drift {name!r}; allowed: {', '.join(allowed_drifts())}, {FORMULA_HINT}")
-    return drifts.get(name, **(options or {}))
-
-
 def drift_options(name: str, drift_pairs: list[str], label: str | None = None) -> dict:
     """`drift.<option>=value` pairs parsed by the types of zoo drift `name`'s options (`label`:
     the name the user gave, e.g. an alias, for the message)."""
@@ -140,7 +133,7 @@ def _from_file(spec: str, path: str, check_axioms: bool) -> ResolvedDrift:
 
 
 def _from_zoo(spec: str, name: str, options: dict, config_changes: dict, check_axioms: bool) -> ResolvedDrift:
-    drift = zoo_drift(name, options)
+    drift = drifts.get(name, **options)  # its callers checked the name
     if check_axioms and name == "closed_form":  # the one zoo drift that is not valid by construction
         report = axiom_report(LoadedDrift(drift, {}, {}))
         if not report["passed"]:
