@@ -56,7 +56,7 @@ def test_trpo_critic_lr_on_cartpole_is_a_default_that_set_changes():
 @pytest.mark.parametrize("args,fragment", [
     (["--env", "Nope-v0"], "unknown env id 'Nope-v0'; allowed: CartPole-v1"),
     (["--env", "MNISTBandit-bsuite"], "not supported"),
-    (["--drift", "sqrt"], "unknown drift 'sqrt'; allowed: zero, kl, ppo, dpo, lpo, ta_lpo, lpo_v1, ta_lpo_v1, trpo, transfer-v1"),
+    (["--drift", "sqrt"], "unknown drift 'sqrt'; allowed: zero, kl, ppo, dpo, lpo, ta_lpo, atoms, lpo_v1, ta_lpo_v1, trpo, transfer-v1"),
     (["--set", "drift.alpha=1"], "drift 'ppo' has no option 'alpha'; allowed: drift.eps"),
     (["--set", "num_envs=0"], "num_envs=0 is not allowed; it must be a positive integer"),
     (["--set", "num_steps=-5"], "num_steps=-5"),

@@ -11,7 +11,7 @@ import pytest
 
 import discover
 from discover.cli.main import main
-from discover.distill import atoms as atom_library
+from inner_loop.drifts import atoms as atom_library
 from discover.distill.config import DistillConfig, distill_config
 from discover.distill.formula import Formula, to_sympy
 from discover.distill.pipeline import pareto_candidates

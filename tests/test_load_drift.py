@@ -61,7 +61,7 @@ def test_files_and_packaged_names_load_as_every_command_resolves_them(tmp_path):
 # Bad input from Python: one ConfigError line naming the value and what is allowed; the CLI
 # says the same of the same mistake (exit 2).
 PYTHON_ERRORS = [
-    (("dpox",), {}, "unknown drift 'dpox'; allowed: zero, kl, ppo, dpo, lpo, ta_lpo, lpo_v1, ta_lpo_v1, transfer-v1, "
+    (("dpox",), {}, "unknown drift 'dpox'; allowed: zero, kl, ppo, dpo, lpo, ta_lpo, atoms, lpo_v1, ta_lpo_v1, transfer-v1, "
                     "or the path of a drift file, or closed_form with expression=FORMULA"),
     (("dpo",), {"gamma": 1.0}, "drift 'dpo' has no option 'gamma'; allowed: alpha, beta"),
     (("dpo",), {"alpha": "2"}, "drift 'dpo' option alpha='2' (str) is not allowed; it must be a number"),
@@ -104,7 +104,7 @@ def test_bad_input_from_python_is_one_config_error_line(args, options, message):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["verify", "dpox"], "unknown drift 'dpox'; allowed: zero, kl, ppo, dpo, lpo, ta_lpo, lpo_v1, ta_lpo_v1, "
+    (["verify", "dpox"], "unknown drift 'dpox'; allowed: zero, kl, ppo, dpo, lpo, ta_lpo, atoms, lpo_v1, ta_lpo_v1, "
                          "trpo, transfer-v1, or the path of a drift file, or closed_form with --set "
                          "drift.expression=FORMULA"),
     (["verify", "dpo", "--set", "drift.gamma=1"],

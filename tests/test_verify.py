@@ -274,7 +274,7 @@ def test_cli_failing_drift_file_exits_1(main, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args,fragment", [
-    (["nope"], "unknown drift 'nope'; allowed: zero, kl, ppo, dpo, lpo, ta_lpo, lpo_v1, ta_lpo_v1, trpo, "
+    (["nope"], "unknown drift 'nope'; allowed: zero, kl, ppo, dpo, lpo, ta_lpo, atoms, lpo_v1, ta_lpo_v1, trpo, "
                "transfer-v1, or the path of a drift file"),
     (["ppo", "--set", "colour=blue"], "unknown setting 'colour'; allowed: num_mdps,"),
     (["ppo", "--set", "num_mdps=many"], "num_mdps='many' is not a valid int"),

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from discover.files.atomic import check_output_file
-from discover.files.drift_file import axiom_report, read_drift_file, save_drift
+from discover.files.drift_file import LoadedDrift, axiom_report, read_drift_file, save_drift
 from discover.report.figures import drift_landscapes_png
 from discover.sweep.run_folder import DRIFT_KINDS, RunFolder
 from discover.theorem.config import VerifyConfig
@@ -93,8 +93,11 @@ def cmd_export(args) -> int:
     return 0
 
 
-def _formula_rows(drift: drifts.Drift, provenance: dict) -> list[tuple[str, str]]:
-    """The formula of a closed-form drift, and where `discover distill` got it from."""
+def _formula_rows(loaded: LoadedDrift, provenance: dict) -> list[tuple[str, str]]:
+    """The formula of an atoms or closed-form drift, and where `discover distill` got it from."""
+    drift = loaded.drift
+    if isinstance(drift, drifts.AtomsDrift):
+        return [("formula", drift.formula(loaded.params))]
     if drift.name != "closed_form":
         return []
     rows = [("expression", drift.expression)]
@@ -126,7 +129,7 @@ def cmd_inspect(args) -> int:
             ("parameterisation", meta["parameterisation"]),
             ("options", json.dumps(meta.get("options", {}))),
             ("architecture", json.dumps(meta.get("architecture", {}))),
-            *_formula_rows(loaded.drift, provenance),
+            *_formula_rows(loaded, provenance),
             ("parameters", ", ".join(f"{k} {v}" for k, v in meta.get("param_shapes", {}).items()) or "none"),
             ("sweep", str(provenance.get("sweep", "-"))),
             ("generation", str(provenance.get("generation", "-"))),

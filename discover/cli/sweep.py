@@ -40,7 +40,7 @@ def noise_text(row: dict) -> str:
 def add_sweep_command(sub) -> None:
     sweep = sub.add_parser(
         "sweep", help="evolve a drift with an evosax strategy (a discovery sweep)",
-        description="Evolve a neural drift with evolution strategies; writes a resumable run folder.")
+        description="Evolve a drift (neural or atoms) with evolution strategies; writes a resumable run folder.")
     sweep.add_argument("--preset", help=f"start from a preset: {', '.join(preset_names())} (default quick)")
     sweep.add_argument("--config", help="a TOML config file (may name a preset); --set overrides it")
     add_settings_argument(sweep, "override a setting: generations=, population_size=, seeds_per_member=, "
@@ -137,6 +137,8 @@ def cmd_sweep(args) -> int:
     held_out = f", held-out fitness {last['test_fitness']:.3f}" if "test_fitness" in last else ""
     console.print(f"done: {outcome.generation} generations; last mean fitness {last.get('fitness_mean', float('nan')):.3f}, "
                   f"mean drift fitness {last.get('mean_drift_fitness', float('nan')):.3f}{held_out}; run folder {run_dir}")
+    if "mean_formula" in last:
+        console.print(f"mean drift: {last['mean_formula']}")
     if args.wandb == "offline":
         console.print(f"upload the wandb run later with: wandb sync {folder.wandb_dir}/offline-run-*")
     return 0

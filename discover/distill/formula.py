@@ -6,10 +6,11 @@
     formula.latex   # via sympy, from an expression built node by node from the checked tree
     formula.jax     # the source of a standalone JAX function
 
-The text is the one canonical form: weights with WEIGHT_DIGITS significant digits (a weight
-that prints as 1 is left out), terms joined by " + ". LaTeX is printed by sympy from a sympy
-expression built from the grammar's own checked syntax tree (`inner_loop.expression.parse`)
--- never by sympy's parse_expr or sympify, which eval their input.
+The text is the one canonical form (`inner_loop.drifts.atoms.weighted_sum_text`: weights
+with WEIGHT_DIGITS significant digits, a weight that prints as 1 left out). LaTeX is printed
+by sympy from a sympy expression built from the grammar's own checked syntax tree
+(`inner_loop.expression.parse`) -- never by sympy's parse_expr or sympify, which eval
+their input.
 """
 
 from __future__ import annotations
@@ -21,10 +22,8 @@ from functools import cached_property
 import numpy as np
 import sympy
 
-from discover.distill.atoms import Atom
+from inner_loop.drifts.atoms import WEIGHT_DIGITS, Atom, weighted_sum_text
 from inner_loop.expression import compile_expression, jax_source, operation_count, parse
-
-WEIGHT_DIGITS = 4  # significant digits of a weight in the formula text
 
 _SYMBOLS = {"r": sympy.Symbol("r", positive=True), "A": sympy.Symbol("A", real=True),
             "p": sympy.Symbol("p", nonnegative=True)}
@@ -41,13 +40,7 @@ class Formula:
 
     @cached_property
     def text(self) -> str:
-        if not self.terms:
-            return "0"
-        parts = []
-        for weight, atom in self.terms:
-            shown = f"{weight:.{WEIGHT_DIGITS}g}"
-            parts.append(atom.text if shown == "1" else f"{shown}*{atom.text}")
-        return " + ".join(parts)
+        return weighted_sum_text(self.terms)
 
     @cached_property
     def size(self) -> int:

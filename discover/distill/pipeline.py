@@ -15,7 +15,7 @@ from typing import Callable
 import jax
 import numpy as np
 
-from discover.distill import atoms as atom_library
+from inner_loop.drifts import atoms as atom_library
 from discover.distill.config import DistillConfig
 from discover.distill.formula import Formula, weighted_error
 from discover.distill.samples import DistillData, distill_data

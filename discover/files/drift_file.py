@@ -123,10 +123,21 @@ def describe_architecture(drift: drifts.Drift) -> dict:
         return {"kind": ARCHITECTURES[drift.name],
                 "hidden_size": drift.hidden_size, "num_layers": drift.num_layers,
                 "start": drift.start, "eps": drift.eps}
+    if isinstance(drift, drifts.AtomsDrift):
+        return {"kind": "d = sum_i w_i atom_i, w_i = relu(s_i + theta_i), s the start's atoms; "
+                        "the atoms are listed in `features`, in the order of theta",
+                "start": drift.start, "time_aware": drift.time_aware, "atoms": len(drift.atoms)}
     if drift.name == "closed_form":
         return {"kind": "closed-form formula over r, A, p (the safe grammar of inner_loop/expression.py)",
                 "expression": drift.expression}
     return {"kind": f"closed-form zoo drift {drift.name!r}"}
+
+
+def feature_names(drift: drifts.Drift) -> list[str]:
+    """What the drift's parameters read: the net's input features, or the atoms' texts."""
+    if isinstance(drift, drifts.AtomsDrift):
+        return [atom.text for atom in drift.atoms]
+    return FEATURE_NAMES.get(drift.name, ["r", "A"])
 
 
 def save_drift(path: str, drift: drifts.Drift, params: Any, provenance: dict | None = None,
@@ -141,7 +152,8 @@ def save_drift(path: str, drift: drifts.Drift, params: Any, provenance: dict | N
     metadata = {
         "format": FORMAT_NAME, "format_version": FORMAT_VERSION,
         "parameterisation": drift.name, "options": drift.options(),
-        "architecture": describe_architecture(drift), "features": FEATURE_NAMES.get(drift.name, ["r", "A"]),
+        "architecture": describe_architecture(drift), "features": feature_names(drift),
+        **({"formula": drift.formula(params)} if isinstance(drift, drifts.AtomsDrift) else {}),
         "param_shapes": {k: list(v.shape) for k, v in flat.items()},
         "provenance": {"versions": package_versions(), **(provenance or {})},
         "axiom_check": axiom_check,
@@ -192,6 +204,8 @@ def read_drift_file(path: str, check_axioms: bool = True) -> LoadedDrift:
     except TypeError:  # an option value of a type the drift's own checks do not name (init_scale null)
         raise ConfigError(f"drift file {path!r}: options {options!r} have a value of the wrong "
                           f"type for a {name} drift") from None
+    if isinstance(drift, drifts.AtomsDrift):
+        _check_atoms(path, metadata.get("features", []), feature_names(drift))
     template = flatten_params(drift.init(jax.random.PRNGKey(0)))
     if set(arrays) != set(template):
         missing, extra = sorted(set(template) - set(arrays)), sorted(set(arrays) - set(template))
@@ -210,6 +224,18 @@ def read_drift_file(path: str, check_axioms: bool = True) -> LoadedDrift:
         if not report["passed"]:
             raise ConfigError(f"drift file {path!r} violates the mirror-learning axioms: {report['problem']}")
     return loaded
+
+
+def _check_atoms(path: str, listed: list[str], expected: list[str]) -> None:
+    """ConfigError (one line) unless the file's atoms are this version's, in its order: the
+    weights mean nothing against other atoms."""
+    if len(listed) != len(expected):
+        raise ConfigError(f"drift file {path!r} lists {len(listed)} atoms; an atoms drift with its options "
+                          f"has {len(expected)}")
+    for i, (got, want) in enumerate(zip(listed, expected)):
+        if got != want:
+            raise ConfigError(f"drift file {path!r}: atom {i} is {reprlib.repr(got)}; this version's atom {i} "
+                              f"is {want!r}")
 
 
 def _open(path: str) -> tuple[dict, dict[str, np.ndarray]]:
@@ -257,7 +283,7 @@ def _open(path: str) -> tuple[dict, dict[str, np.ndarray]]:
 _OBJECT, _ARRAY, _STRING, _NUMBER, _INTEGER, _BOOLEAN = "an object", "an array", "a string", "a number", \
     "an integer", "a boolean"
 _STRINGS = "an array of strings"
-METADATA_TYPES = {"parameterisation": _STRING, "options": _OBJECT, "architecture": _OBJECT, "features": _STRINGS,
+METADATA_TYPES = {"parameterisation": _STRING, "options": _OBJECT, "architecture": _OBJECT, "features": _STRINGS, "formula": _STRING,
                   "param_shapes": _OBJECT, "provenance": _OBJECT, "axiom_check": _OBJECT}
 PROVENANCE_TYPES = {"training_envs": _STRINGS, "versions": _OBJECT, "generation": _INTEGER, "fitness": _NUMBER}
 AXIOM_CHECK_TYPES = {"passed": _BOOLEAN}

@@ -1,7 +1,7 @@
 """Configuration of a discovery sweep: presets, a TOML config file, `--set` overrides.
 
-A sweep evolves the parameters of a neural drift (`lpo` or `ta_lpo`) with an evosax
-strategy; each member is scored by inner mirror-learning runs on the training envs
+A sweep evolves the parameters of a drift family (`lpo` or `ta_lpo`, neural; `atoms`, a
+weighted sum of valid atoms) with an evosax strategy; each member is scored by inner mirror-learning runs on the training envs
 (docs/design.md, section 5). The resolved config is saved with the run, so a run folder says
 exactly what produced it.
 
@@ -49,7 +49,12 @@ from inner_loop.errors import ConfigError
 from outer_loop.sharding import member_mesh
 from outer_loop.strategy import make_strategy, strategy_names
 
-NEURAL_DRIFTS = ("lpo", "ta_lpo")
+EVOLVABLE_DRIFTS = ("lpo", "ta_lpo", "atoms")  # the families valid for every parameter value
+
+
+def check_evolvable(name: str) -> None:
+    if name not in EVOLVABLE_DRIFTS:
+        raise ConfigError(f"drift={name!r} cannot be evolved; allowed: {', '.join(EVOLVABLE_DRIFTS)}")
 
 
 @dataclass(frozen=True)
@@ -75,7 +80,7 @@ class SweepConfig:
     mean_drift_seeds: int = 16  # validation: fresh seeds per env scoring the search mean at checkpoints
     seed: int = 0  # root PRNG seed of the sweep
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
-    drift: str = "lpo"  # the neural drift evolved: lpo or ta_lpo
+    drift: str = "lpo"  # the drift family evolved: lpo, ta_lpo or atoms
     drift_options: dict = field(default_factory=dict)  # options of that drift (hidden_size, start, ...)
     inner: dict = field(default_factory=dict)  # TrainConfig overrides applied to every env's preset
     test_envs: tuple[str, ...] = ()  # held-out envs: the search mean is scored on them at checkpoints
@@ -134,8 +139,7 @@ class SweepConfig:
                 raise ConfigError(f"inner.{env} sets an env that is not in the sweep; its envs are "
                                   f"{', '.join(self.envs + self.test_envs)}")
         _check_randomize(self.inner_randomize)
-        if self.drift not in NEURAL_DRIFTS:
-            raise ConfigError(f"drift={self.drift!r} cannot be evolved; allowed: {', '.join(NEURAL_DRIFTS)}")
+        check_evolvable(self.drift)
         drift = self.make_drift()
         if self.strategy.name not in strategy_names():
             raise ConfigError(f"unknown strategy {self.strategy.name!r}; allowed: {', '.join(strategy_names())}")
@@ -270,8 +274,7 @@ def apply_sweep_settings(config: SweepConfig, pairs: list[tuple[str, Any]]) -> S
     for key, value in pairs:
         if key in ("drift", "drift.name"):
             name = str(value)
-            if name not in NEURAL_DRIFTS:
-                raise ConfigError(f"drift={name!r} cannot be evolved; allowed: {', '.join(NEURAL_DRIFTS)}")
+            check_evolvable(name)
             keep = {k: v for k, v in config.drift_options.items() if k in drifts.option_types(name)}
             config = dataclasses.replace(config, drift=name, drift_options=keep)
         elif key in ("strategy", "strategy.name"):

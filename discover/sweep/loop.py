@@ -190,8 +190,9 @@ class _Sweep:
                 self.saved_generation = generation
             if self.writer:
                 self.folder.append_metrics(row)
-                if self.wandb is not None:
-                    self.wandb.log({k: v for k, v in row.items() if k != "generation"}, step=generation)
+                if self.wandb is not None:  # numbers only: the formula goes to the summary and artifact
+                    self.wandb.log({k: v for k, v in row.items() if k != "generation" and not isinstance(v, str)},
+                                   step=generation)
             self.last_row = row
             if on_generation:
                 on_generation(row)
@@ -210,6 +211,8 @@ class _Sweep:
         config, machinery = self.config, self.machinery
         fitness, returns = machinery.mean_fitness(score_key(config.seed, VALIDATION_STREAM, generation), mean_params)
         scores = {"mean_drift_fitness": float(fitness[0])}
+        if isinstance(machinery.drift, drifts.AtomsDrift):
+            scores["mean_formula"] = machinery.drift.formula(mean_params)
         if machinery.test_fitness is not None:
             test_key = score_key(config.seed, HELD_OUT_STREAM, generation)
             test, test_returns = machinery.test_fitness(test_key, mean_params)
@@ -253,5 +256,5 @@ class _Sweep:
         save_checkpoint(folder.checkpoint_path(generation), generation, state, header)
         if self.wandb is not None:
             wandb_mirror.log_checkpoint(self.wandb, self.name, generation, heatmap, mean_path,
-                                        scores["mean_drift_fitness"])
+                                        scores["mean_drift_fitness"], scores.get("mean_formula"))
         return scores

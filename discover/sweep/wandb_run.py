@@ -40,12 +40,17 @@ def start_wandb(mode: str, folder: RunFolder, name: str, run_id: str, config: Sw
                                               x_disable_stats=True))
 
 
-def log_checkpoint(wandb_run, name: str, generation: int, heatmap: str, mean_path: str, mean_fitness: float) -> None:
-    """The checkpoint's heat map as an image, and its mean drift file as an artifact."""
+def log_checkpoint(wandb_run, name: str, generation: int, heatmap: str, mean_path: str, mean_fitness: float,
+                   formula: str | None = None) -> None:
+    """The checkpoint's heat map as an image, its mean drift file as an artifact, and the mean
+    drift's formula (atoms drifts) in the run summary."""
     import wandb  # only when wandb is used: it is slow to import
 
     wandb_run.log({"drift_heatmap": wandb.Image(heatmap)}, step=generation, commit=False)
     artifact = wandb.Artifact(f"{name}-mean-drift".replace("/", "-"), type="drift",
-                              metadata={"generation": generation, "mean_drift_fitness": mean_fitness})
+                              metadata={"generation": generation, "mean_drift_fitness": mean_fitness,
+                                        **({"formula": formula} if formula else {})})
+    if formula:
+        wandb_run.summary["mean_formula"] = formula
     artifact.add_file(mean_path)
     wandb_run.log_artifact(artifact)
