@@ -33,6 +33,16 @@ class Normalisation(NamedTuple):
     untrained: Sequence[float]  # the untrained policy's (0 for run folders of format 1)
 
 
+def generation_keys(key: jax.Array) -> jax.Array:
+    """A generation's keys from its state's key: (next state's, ask, evaluation, tell)."""
+    return jax.random.split(key, 4)
+
+
+def run_keys(key: jax.Array, num_envs: int, num_seeds: int) -> jax.Array:
+    """(envs, seeds, key) keys of the inner runs scored with `key`: one per env and seed."""
+    return jax.random.split(key, (num_envs, num_seeds))
+
+
 def randomized_hparams(trainer, key: jax.Array, randomize: dict | None):
     """The trainer's hyperparameters with each field of `randomize` (`{"lr": (low, high)}`)
     drawn log-uniformly from its range by `key` (None: the config's own values)."""
@@ -74,7 +84,7 @@ def make_population_fitness(configs: Sequence[TrainConfig], drift: Drift, normal
 
     def population_fitness(key, population):
         # Common random numbers: every member gets the same seed keys.
-        seed_keys = jax.random.split(key, (len(trainers), seeds_per_member))
+        seed_keys = run_keys(key, len(trainers), seeds_per_member)
         if mesh is not None:
             # Under shard_map each member holds its own copy of the keys, so nothing is
             # replicated (a replicated input would make AD insert an all-reduce per step).
@@ -107,7 +117,7 @@ def make_drift_fitness(configs: Sequence[TrainConfig], drift: Drift, normalisati
         key, params, randomized_hparams(t, key, randomize))["final_return"]), mesh) for trainer in trainers]
 
     def drift_fitness(key, params):
-        seed_keys = jax.random.split(key, (len(trainers), num_seeds))  # as a population of one gets
+        seed_keys = run_keys(key, len(trainers), num_seeds)  # as a population of one gets
         copies = jax.tree.map(lambda x: jnp.broadcast_to(x, (size,) + x.shape), params)
         final_returns = jnp.stack([run(copies, pad_runs(keys, size))[:num_seeds]
                                    for run, keys in zip(runs, seed_keys)])[None]
@@ -122,7 +132,7 @@ def make_generation(strategy, es_params, population_fitness: Callable,
     `normalisation` the metrics also hold the search noise (`outer_loop.fitness.search_noise`)."""
 
     def generation(state: EvolutionState):
-        key, ask_key, eval_key, tell_key = jax.random.split(state.key, 4)
+        key, ask_key, eval_key, tell_key = generation_keys(state.key)
         population, es_state = strategy.ask(ask_key, state.es_state, es_params)
         fitness, final_returns = population_fitness(eval_key, population)
         es_state, _ = strategy.tell(tell_key, population, -fitness, es_state, es_params)

@@ -221,6 +221,31 @@ def test_generations_compile_once_whatever_device_the_state_comes_from(caplog):
     assert len(compiles) == 1
 
 
+def test_validation_and_held_out_seeds_never_overlap_the_search():
+    # Every inner run's key over 100 generations: the search's (each generation's evaluation
+    # key, as make_generation derives it) and the checkpoints' validation and held-out keys.
+    from discover.sweep.machinery import build_machinery, checkpoint_key, sweep_keys
+    from outer_loop import Normalisation
+    from outer_loop.evolution import generation_keys, run_keys
+
+    config = apply_sweep_overrides(get_preset("quick"), TINY + ["seeds_per_member=16"])
+    machinery = build_machinery(config, Normalisation(ppo=[100.0], untrained=[0.0]))
+    key, search = machinery.initial_state.key, []
+    for _ in range(100):
+        key, _, eval_key, _ = generation_keys(key)
+        search.append(run_keys(eval_key, 1, config.seeds_per_member))
+    streams = sweep_keys(config.seed)
+    scored = [[run_keys(checkpoint_key(stream, g), 1, 16) for g in range(1, 101)]
+              for stream in (streams.validation, streams.held_out)]
+
+    def as_set(keys):  # raw uint32 PRNGKey pairs
+        return {tuple(k) for k in np.concatenate([np.asarray(x).reshape(-1, 2) for x in keys]).tolist()}
+
+    search_keys, validation, held_out = (as_set(keys) for keys in (search, *scored))
+    assert len(search_keys) == 1600 and len(validation) == len(held_out) == 1600
+    assert not search_keys & validation and not search_keys & held_out and not validation & held_out
+
+
 @pytest.mark.parametrize("preset", ["quick", "transfer"])
 def test_the_cpu_presets_have_stored_references(preset):
     # Without one, the README's main job re-measures PPO (16 seeds) before every sweep; a

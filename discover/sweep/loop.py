@@ -22,23 +22,13 @@ from discover.report.figures import drift_landscapes_png
 from discover.sweep import wandb_run as wandb_mirror
 from discover.sweep.checkpoint import load_newest_checkpoint, save_checkpoint
 from discover.sweep.config import SweepConfig
-from discover.sweep.machinery import Machinery, build_machinery, normalisation, resolve_references
+from discover.sweep.machinery import (Machinery, build_machinery, checkpoint_key, normalisation, resolve_references,
+                                     sweep_keys)
 from discover.sweep.run_folder import RunFolder
 from discover.training.references import check_learnable
 from inner_loop import drifts
 from inner_loop.errors import ConfigError
 from outer_loop import EvolutionState, per_env_scores
-
-# The sweep's PRNG streams, all from PRNGKey(seed): the search splits its keys from it; the
-# validation and held-out scores fold in a stream number, a derivation no split of the
-# search's produces, so their runs never share a key with a search run.
-VALIDATION_STREAM, HELD_OUT_STREAM = 1, 2
-
-
-def score_key(seed: int, stream: int, generation: int) -> jax.Array:
-    """The key scoring the search mean at a checkpoint, in one of the streams above."""
-    return jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(seed), stream), generation)
-
 
 FITNESS_STATISTICS = ("fitness_mean", "fitness_max", "fitness_min", "fitness_std", "fitness_noise", "fitness_snr")
 
@@ -209,12 +199,13 @@ class _Sweep:
         `export --generation best` ranks by), and its fitness on the held-out envs (the same
         normalisation; logged only, never used to select or export)."""
         config, machinery = self.config, self.machinery
-        fitness, returns = machinery.mean_fitness(score_key(config.seed, VALIDATION_STREAM, generation), mean_params)
+        keys = sweep_keys(config.seed)
+        fitness, returns = machinery.mean_fitness(checkpoint_key(keys.validation, generation), mean_params)
         scores = {"mean_drift_fitness": float(fitness[0])}
         if isinstance(machinery.drift, drifts.AtomsDrift):
             scores["mean_formula"] = machinery.drift.formula(mean_params)
         if machinery.test_fitness is not None:
-            test_key = score_key(config.seed, HELD_OUT_STREAM, generation)
+            test_key = checkpoint_key(keys.held_out, generation)
             test, test_returns = machinery.test_fitness(test_key, mean_params)
             norm = machinery.test_references
             per_env = np.asarray(per_env_scores(np.asarray(test_returns), np.asarray(norm.ppo),

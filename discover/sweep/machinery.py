@@ -4,7 +4,7 @@ and the scoring of the search mean on training and held-out envs."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -18,6 +18,28 @@ from outer_loop import (EvolutionState, Normalisation, evolve, make_drift_fitnes
 from outer_loop.sharding import member_mesh, replicate
 
 REFERENCE_SEEDS = 16  # seeds of a PPO reference measured at sweep start (when not stored)
+
+
+class SweepKeys(NamedTuple):
+    """The sweep's PRNG streams: the children of `PRNGKey(seed)` by one split, so no stream is
+    another's descendant. (`fold_in(key, i)` is `split(key, n)[i]` under threefry: streams
+    made by folding 1 and 2 into the root were the search's ES and run keys, and the held-out
+    key of generation 2 was the search's evaluation key of generation 1.)"""
+
+    init: jax.Array  # the drift's initial params
+    es: jax.Array  # the strategy's init
+    search: jax.Array  # the generations' chain (ask, evaluation and tell keys)
+    validation: jax.Array  # the search mean on the training envs at checkpoints
+    held_out: jax.Array  # the search mean on the held-out envs at checkpoints
+
+
+def sweep_keys(seed: int) -> SweepKeys:
+    return SweepKeys(*jax.random.split(jax.random.PRNGKey(seed), len(SweepKeys._fields)))
+
+
+def checkpoint_key(stream: jax.Array, generation: int) -> jax.Array:
+    """The key scoring the search mean at `generation`'s checkpoint in a validation or held-out stream."""
+    return jax.random.fold_in(stream, generation)
 
 
 def resolve_references(config: SweepConfig, log: Callable[[str], None]) -> tuple[list[dict], list[dict]]:
@@ -72,9 +94,8 @@ class Machinery:
 def build_machinery(config: SweepConfig, references: Normalisation,
                     test_references: Normalisation | None = None) -> Machinery:
     drift = config.make_drift()
-    root = jax.random.PRNGKey(config.seed)
-    init_key, es_key, run_key = jax.random.split(root, 3)
-    solution = drift.init(init_key)
+    keys = sweep_keys(config.seed)
+    solution = drift.init(keys.init)
     strategy, es_params = make_strategy(config.strategy.name, config.population_size, solution,
                                         std=config.strategy.std, lr=config.strategy.lr,
                                         antithetic=config.strategy.antithetic)
@@ -83,7 +104,7 @@ def build_machinery(config: SweepConfig, references: Normalisation,
     population_fitness = make_population_fitness(train_configs, drift, references, config.seeds_per_member,
                                                  mesh=mesh, randomize=config.randomize())
     generation = make_generation(strategy, es_params, population_fitness, references)
-    initial = EvolutionState(strategy.init(es_key, solution, es_params), run_key)
+    initial = EvolutionState(strategy.init(keys.es, solution, es_params), keys.search)
     seeds_mesh = runs_mesh(config.mean_drift_seeds)
     mean_fitness = make_drift_fitness(train_configs, drift, references, config.mean_drift_seeds,
                                       mesh=seeds_mesh, randomize=config.randomize())
