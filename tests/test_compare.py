@@ -245,3 +245,26 @@ def test_html_report_renders_headings_tables_escaped_text_and_inlines_the_pngs(t
     (image,) = parsed.images
     assert image["alt"] == "curves & bands"
     assert base64.b64decode(image["src"].removeprefix("data:image/png;base64,")) == png
+
+
+@pytest.mark.slow
+def test_the_report_shows_a_sweep_drifts_shrinkage_on_fresh_seeds(tmp_path):
+    # A drift file that is PPO, with a validation score of 0.9 from a sweep: on this report's
+    # seeds it trains exactly as the PPO baseline, so its score here is 1 exactly.
+    path = tmp_path / "chosen.drift.npz"
+    save_drift(str(path), drifts.get("atoms"), drifts.get("atoms").init(None),
+               {"training_envs": ["CartPole-v1"], "which": "mean", "fitness": 0.9, "fitness_seeds_per_env": 16,
+                "generation": 40})
+    out = tmp_path / "report"
+    argv = ["compare", str(path), "--envs", "CartPole-v1", "--seeds", "4", "--baselines", "ppo", "-o", str(out)]
+    assert main(argv + [x for s in TINY for x in ("--set", s)]) == 0
+    row = json.loads((out / "results.json").read_text())["shrinkage"]["chosen"]
+    assert row["validation"] == 0.9 and row["fresh"] == pytest.approx(1.0) and row["difference"] == pytest.approx(0.1)
+    assert row["seeds"] == 4 and row["envs"] == ["CartPole-v1"] and row["generation"] == 40
+    assert "## Shrinkage on fresh seeds" in (out / "report.md").read_text()
+    # Over a grid the normaliser pools the grid's points, not the sweep's: no shrinkage row.
+    grid = tmp_path / "grid"
+    argv = ["compare", str(path), "--envs", "CartPole-v1", "--seeds", "2", "--baselines", "ppo", "--grid",
+            "lr=1e-3,1e-2", "-o", str(grid)]
+    assert main(argv + [x for s in TINY for x in ("--set", s)]) == 0
+    assert "shrinkage" not in json.loads((grid / "results.json").read_text())

@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 from discover.cli.args import add_settings_argument, check_count, seed_argument
 from discover.cli.progress import progress_display
 from discover.report.folder import check_report_folder, write_report_folder
-from discover.report.summary import summarize
+from discover.report.summary import shrinkage, summarize
 from discover.training.grid import AS_SET, GridPoint, parse_grid
 from discover.training.references import UNTRAINED_LR, standard_error, untrained_returns
 from discover.training.resolver import resolve_drift, split_drift_settings
@@ -144,6 +144,9 @@ def cmd_compare(args) -> int:
     zero = np.array([[runs[(None, env, p)]["mean"] for p in names] for env in envs])
     zero_se = np.array([[runs[(None, env, p)]["se"] for p in names] for env in envs])
     results = summarize(finals, zero, labels, envs, names, training, args.seed, zero_se)
+    validation = {e["label"]: e["resolved"].validation for e in entries if e["resolved"].validation}
+    if validation and len(points) == 1:  # a grid's normaliser pools its points: not the sweep's
+        results["shrinkage"] = shrinkage(finals, zero, labels, envs, training, validation)
     meta = {"seeds": args.seeds, "seed": args.seed, "settings": args.settings, "envs": envs,
             "grid": {"specs": args.grid, "points": {p.name: list(p.settings) for p in points}},
             "created": time.strftime("%Y-%m-%d %H:%M:%S"), "training": training,

@@ -32,6 +32,7 @@ def markdown_report(name: str, meta: dict, results: dict, labels: list[str], env
         lines += [f"**No confidence intervals**: {results['ci_note']}.", ""]
     if "ratio_to_ppo" in results:
         lines += _ratio_sections(results, labels, envs, points)
+    lines += _shrinkage_table(results.get("shrinkage") or {})
     lines += _failed_seeds_table(results, labels, envs, meta["seeds"] * len(points))
     lines += _return_tables(results, meta, labels, envs, points)
     lines += ["## Figures", ""]
@@ -43,6 +44,24 @@ def markdown_report(name: str, meta: dict, results: dict, labels: list[str], env
         lines.append(f"| {label} | {meta['sources'][label]} | "
                      f"{', '.join(envs_trained) if envs_trained else '-'} |")
     return "\n".join(lines) + "\n"
+
+
+def _shrinkage_table(rows: dict) -> list[str]:
+    """A sweep's validation score at export beside the same statistic on this report's seeds."""
+    if not rows:
+        return []
+    lines = ["## Shrinkage on fresh seeds", "",
+             "The sweep's validation score of each drift at export (the search mean's PPO-normalised fitness, "
+             "mean over its training envs, on seeds of the sweep's own) beside the same statistic on this "
+             "report's seeds (normalised by this report's PPO runs; 95 % normal interval over seeds). The two "
+             "measure the same thing where this report's settings are the sweep's.", "",
+             "| drift | generation | validation at export (seeds per env) | here (seeds) | difference |",
+             "|---|---|---|---|---|"]
+    for label, row in rows.items():
+        lines.append(f"| {label} | {row['generation'] if row['generation'] is not None else '-'} | "
+                     f"{_fmt(row['validation'])} ({row['validation_seeds_per_env'] or '-'}) | "
+                     f"{_fmt(row['fresh'], row['ci'])} ({row['seeds']}) | {_fmt(row['difference'])} |")
+    return lines + [""]
 
 
 def _cell(entry: dict | None) -> str:

@@ -86,6 +86,36 @@ def summarize(finals: np.ndarray, zero: np.ndarray, labels: list[str], envs: lis
     return results
 
 
+def shrinkage(finals: np.ndarray, zero: np.ndarray, labels: list[str], envs: list[str], training: dict,
+              validation: dict) -> dict:
+    """{label: {validation, fresh, ci, difference, envs, seeds}} for each drift with a sweep's
+    validation score (`validation[label]`, from its drift file) whose training envs are all in
+    the report: that score beside the same statistic here -- the mean over its training envs of
+    the mean normalised score over this report's (fresh) seeds, at the first grid point -- with
+    a 95 % normal interval over seeds. How much a chosen drift's score falls on new seeds."""
+    if "ppo" not in labels:
+        return {}
+    ppo = labels.index("ppo")
+    failed = ~np.isfinite(finals)
+    filled = np.where(failed, failed_scores(finals, zero)[None, :, :, None], finals)
+    scores = paired.normalise(filled, zero, ppo)[:, :, 0, :]  # (labels, envs, seeds) at the first point
+    out = {}
+    for i, label in enumerate(labels):
+        record, trained = validation.get(label), training.get(label) or []
+        if record is None or not trained or any(env not in envs for env in trained):
+            continue
+        per_seed = scores[i, [envs.index(env) for env in trained], :].mean(0)  # each seed's mean over the envs
+        fresh = float(per_seed.mean())
+        half_width = 1.96 * float(per_seed.std(ddof=1)) / np.sqrt(per_seed.size) if per_seed.size > 1 else None
+        out[label] = {"validation": record["fitness"], "validation_seeds_per_env": record.get("seeds_per_env"),
+                      "generation": record.get("generation"), "fresh": json_number(fresh),
+                      "ci": None if half_width is None else [json_number(fresh - half_width),
+                                                             json_number(fresh + half_width)],
+                      "difference": json_number(fresh - record["fitness"]), "envs": list(trained),
+                      "seeds": int(per_seed.size)}
+    return out
+
+
 def _intervals(filled, zero, ppo, groups: dict, point_sets: dict, chosen, halves, seed: int) -> dict:
     """{statistic name: paired.interval} of every statistic of the report: return statistics per
     cell, and with PPO the normalised IQMs, P(beats PPO), the ratios and (with `chosen`) the tuned rows."""

@@ -61,6 +61,16 @@ class ResolvedDrift:
             return None
         return list(self.metadata.get("provenance", {}).get("training_envs", []))
 
+    @property
+    def validation(self) -> dict | None:
+        """A sweep's validation score of this drift at export (the search mean's fitness on its
+        training envs, with seeds of its own): {"fitness", "seeds_per_env", "generation"}, or None."""
+        provenance = self.metadata.get("provenance", {})
+        fitness, seeds = provenance.get("fitness"), provenance.get("fitness_seeds_per_env")
+        if self.path is None or provenance.get("which") != "mean" or not isinstance(fitness, (int, float)):
+            return None
+        return {"fitness": float(fitness), "seeds_per_env": seeds, "generation": provenance.get("generation")}
+
     def env_defaults(self, env_id: str) -> dict:
         """Config fields this drift sets on `env_id` over the preset (which --set may change)."""
         return dict(ALIAS_ENV_DEFAULTS.get((self.spec, env_id), {}))
