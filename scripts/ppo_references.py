@@ -7,6 +7,7 @@ of the named presets and writes the results into `discover/data/ppo_references.j
 
     python scripts/ppo_references.py --presets quick --seeds 16
     python scripts/ppo_references.py --presets quick --seeds 16 --untrained-only
+    python scripts/ppo_references.py --presets quick,robust --missing-only
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ def main() -> int:
     parser.add_argument("--untrained-only", action="store_true",
                         help="keep stored PPO returns; measure the untrained policy's where its per-seed "
                              "returns are missing")
+    parser.add_argument("--missing-only", action="store_true",
+                        help="measure only the configs that have no stored entry (keep the others as they are)")
     args = parser.parse_args()
 
     with open(DATA) as f:
@@ -48,6 +51,8 @@ def main() -> int:
         for i, config in enumerate(preset.train_configs() + preset.test_configs()):
             key = jax.random.fold_in(jax.random.PRNGKey(args.seed), i)
             stored = find_reference(config, entries)
+            if args.missing_only and stored is not None:
+                continue
             if args.untrained_only and stored is not None:
                 if "untrained_returns" in stored:  # the margin of check_learnable needs the per-seed returns
                     continue

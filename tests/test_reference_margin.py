@@ -47,7 +47,7 @@ def test_entries_without_the_untrained_seeds_fall_back_to_documented_rules():
         check_learnable(_entry([0.0, 0.0], [0.0, 0.0]))  # a span of 0 never passes, even with no noise
 
 
-@pytest.mark.parametrize("preset", ["quick", "transfer"])
+@pytest.mark.parametrize("preset", ["quick", "transfer", "robust"])
 def test_every_stored_reference_of_the_cpu_presets_clears_its_margin(preset):
     config = get_preset(preset)
     for train_config in config.train_configs() + config.test_configs():
