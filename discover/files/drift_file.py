@@ -283,8 +283,8 @@ def _open(path: str) -> tuple[dict, dict[str, np.ndarray]]:
 _OBJECT, _ARRAY, _STRING, _NUMBER, _INTEGER, _BOOLEAN = "an object", "an array", "a string", "a number", \
     "an integer", "a boolean"
 _STRINGS = "an array of strings"
-METADATA_TYPES = {"parameterisation": _STRING, "options": _OBJECT, "architecture": _OBJECT, "features": _STRINGS, "formula": _STRING,
-                  "param_shapes": _OBJECT, "provenance": _OBJECT, "axiom_check": _OBJECT}
+METADATA_TYPES = {"parameterisation": _STRING, "options": _OBJECT, "architecture": _OBJECT, "features": _STRINGS,
+                  "formula": _STRING, "param_shapes": _OBJECT, "provenance": _OBJECT, "axiom_check": _OBJECT}
 PROVENANCE_TYPES = {"training_envs": _STRINGS, "versions": _OBJECT, "generation": _INTEGER, "fitness": _NUMBER}
 AXIOM_CHECK_TYPES = {"passed": _BOOLEAN}
 

@@ -1,9 +1,9 @@
 """Configuration of a discovery sweep: presets, a TOML config file, `--set` overrides.
 
 A sweep evolves the parameters of a drift family (`lpo` or `ta_lpo`, neural; `atoms`, a
-weighted sum of valid atoms) with an evosax strategy; each member is scored by inner mirror-learning runs on the training envs
-(docs/design.md, section 5). The resolved config is saved with the run, so a run folder says
-exactly what produced it.
+weighted sum of valid atoms) with an evosax strategy; each member is scored by inner
+mirror-learning runs on the training envs (docs/design.md, section 5). The resolved config
+is saved with the run, so a run folder says exactly what produced it.
 
 Config file (TOML), every key optional:
 
@@ -286,7 +286,8 @@ def apply_sweep_settings(config: SweepConfig, pairs: list[tuple[str, Any]]) -> S
     inner_types = field_types(TrainConfig)
     # The drift name first (its options depend on it), then the envs (a preset's per-env
     # settings of an env they drop go with it; a setting given here for one still fails validate).
-    pairs = sorted(pairs, key=lambda kv: (kv[0] not in ("drift", "drift.name"), kv[0] not in ("envs", "test_envs")))
+    pairs = sorted(pairs, key=lambda kv: (kv[0] not in ("drift", "drift.name"),
+                                          kv[0] not in ("envs", "test_envs")))
     for key, value in pairs:
         if key in ("drift", "drift.name"):
             name = str(value)
