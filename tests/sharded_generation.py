@@ -18,7 +18,7 @@ from discover.sweep.config import apply_sweep_overrides, get_preset  # noqa: E40
 
 config = apply_sweep_overrides(get_preset("quick"), [
     "population_size=4", "seeds_per_member=2", "total_timesteps=1024", "num_envs=4", "num_steps=32",
-    "update_epochs=2", "num_minibatches=2", "drift.hidden_size=4", "strategy.std=1.0"]).validate()
+    "update_epochs=2", "num_minibatches=2", "drift=lpo", "drift.hidden_size=4", "strategy.std=1.0"]).validate()
 machinery = build_machinery(config, Normalisation(ppo=[20.0], untrained=[0.0]))
 state, metrics = machinery.run_generations(machinery.initial_state, 2)
 mean = machinery.strategy.get_mean(state.es_state)
