@@ -144,7 +144,7 @@ def cmd_compare(args) -> int:
     zero = np.array([[runs[(None, env, p)]["mean"] for p in names] for env in envs])
     zero_se = np.array([[runs[(None, env, p)]["se"] for p in names] for env in envs])
     results = summarize(finals, zero, labels, envs, names, training, args.seed, zero_se)
-    validation = {e["label"]: e["resolved"].validation for e in entries if e["resolved"].validation}
+    validation = {e["label"]: record for e in entries if (record := e["resolved"].validation)}
     if validation and len(points) == 1:  # a grid's normaliser pools its points: not the sweep's
         results["shrinkage"] = shrinkage(finals, zero, labels, envs, training, validation)
     meta = {"seeds": args.seeds, "seed": args.seed, "settings": args.settings, "envs": envs,

@@ -59,12 +59,13 @@ class DistillResult:
                 "seconds": self.seconds}
 
 
-def atom_columns(atoms: list[atom_library.Atom], data: DistillData) -> np.ndarray:
+def atom_columns(atoms: tuple[atom_library.Atom, ...], data: DistillData) -> np.ndarray:
     """(n, len(atoms)): every atom at every sample."""
     return np.stack([a.values(data.ratio, data.advantage, data.progress) for a in atoms], axis=1)
 
 
-def pareto_candidates(data: DistillData, config: DistillConfig) -> tuple[list[atom_library.Atom], int, list[Candidate]]:
+def pareto_candidates(data: DistillData, config: DistillConfig) -> tuple[tuple[atom_library.Atom, ...], int,
+                                                                         list[Candidate]]:
     """(the library, fits tried, the Pareto front of their formulas) on `data`."""
     atoms = atom_library.library(data.time_aware)
     problem = WeightedProblem(atom_columns(atoms, data), data.target, data.weight)
@@ -93,4 +94,4 @@ def distill(resolved: ResolvedDrift, config: DistillConfig, key: jax.Array,
     chosen = choose(front, size=lambda c: c.formula.size, error=lambda c: c.error, max_size=config.max_size,
                     tolerance=config.tolerance)
     seconds = {"samples": round(sampled - start, 1), "search": round(time.perf_counter() - sampled, 1)}
-    return DistillResult(data, tuple(atoms), tried, tuple(front), chosen, seconds)
+    return DistillResult(data, atoms, tried, tuple(front), chosen, seconds)

@@ -42,7 +42,7 @@ def summarize(finals: np.ndarray, zero: np.ndarray, labels: list[str], envs: lis
     drift was trained on, or None."""
     num_seeds = finals.shape[-1]
     failed = ~np.isfinite(finals)
-    filled = np.where(failed, failed_scores(finals, zero)[None, :, :, None], finals)
+    filled = filled_returns(finals, zero)
     results = {"schema_version": SCHEMA_VERSION, "method": METHOD, "failed_seed_score": FAILED_SCORE,
                "points": list(points), "untrained_return": _by_env_point(zero, envs, points),
                "untrained_standard_error": None if zero_se is None else _by_env_point(zero_se, envs, points),
@@ -96,9 +96,7 @@ def shrinkage(finals: np.ndarray, zero: np.ndarray, labels: list[str], envs: lis
     if "ppo" not in labels:
         return {}
     ppo = labels.index("ppo")
-    failed = ~np.isfinite(finals)
-    filled = np.where(failed, failed_scores(finals, zero)[None, :, :, None], finals)
-    scores = paired.normalise(filled, zero, ppo)[:, :, 0, :]  # (labels, envs, seeds) at the first point
+    scores = paired.normalise(filled_returns(finals, zero), zero, ppo)[:, :, 0, :]  # (labels, envs, seeds) at the first point
     out = {}
     for i, label in enumerate(labels):
         record, trained = validation.get(label), training.get(label) or []
@@ -146,6 +144,11 @@ def _intervals(filled, zero, ppo, groups: dict, point_sets: dict, chosen, halves
     score_seeds = num_seeds - num_seeds // 2  # a tuned row's, the second half
     return {name: paired.interval(point[name], draws[name], score_seeds if name.startswith("tuned|") else num_seeds)
             for name in point}
+
+
+def filled_returns(finals: np.ndarray, zero: np.ndarray) -> np.ndarray:
+    """`finals` with every failed (non-finite) run scored as FAILED_SCORE says."""
+    return np.where(np.isfinite(finals), finals, failed_scores(finals, zero)[None, :, :, None])
 
 
 def failed_scores(finals: np.ndarray, zero: np.ndarray) -> np.ndarray:

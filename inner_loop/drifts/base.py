@@ -38,7 +38,6 @@ class Drift:
         """Raise ConfigError for option values outside their allowed range."""
 
 
-
 # Option bounds: wide for any sensible use, narrow enough that float32 arithmetic and memory
 # stay finite (alpha 1e39 overflows float32; hidden_size 1e12 aborts XLA).
 COEFFICIENT_RANGE = (1e-6, 1e6)  # eps, alpha, beta, coef

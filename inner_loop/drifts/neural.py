@@ -89,6 +89,22 @@ class _NeuralDrift(Drift):
         progress = jnp.broadcast_to(jnp.asarray(progress, phi.dtype), phi.shape[:-1])
         return jnp.concatenate([phi, phi * progress[..., None]], axis=-1)
 
+    @property
+    def readout_layers(self) -> tuple[str, ...]:
+        """The layers that start at zero: `init_scale` > 0 draws them at random instead."""
+        raise NotImplementedError
+
+    def init(self, key):
+        net_key, *layer_keys = jax.random.split(key, 1 + len(self.readout_layers))
+        params = self.net.init(net_key, jnp.zeros((self.num_features,), jnp.float32))
+        if self.init_scale > 0:
+            # Random read-out: a random (still valid) drift to start from.
+            inner = params["params"]
+            for name, layer_key in zip(self.readout_layers, layer_keys):
+                kernel = inner[name]["kernel"]
+                inner[name]["kernel"] = self.init_scale * jax.random.normal(layer_key, kernel.shape)
+        return params
+
     @staticmethod
     def _inputs(ratio, advantage):
         """`ratio` and `advantage` as arrays of one float dtype and one shape."""
@@ -124,16 +140,7 @@ class LPODrift(_NeuralDrift):
     def net(self) -> _ResidualNet:
         return _ResidualNet(self.hidden_size, self.num_layers)
 
-    def init(self, key):
-        net_key, out_key, skip_key = jax.random.split(key, 3)
-        params = self.net.init(net_key, jnp.zeros((self.num_features,), jnp.float32))
-        if self.init_scale > 0:
-            # Random read-out: a random (still valid) drift to start from.
-            inner = params["params"]
-            for name, layer_key in (("out", out_key), ("skip", skip_key)):
-                kernel = inner[name]["kernel"]
-                inner[name]["kernel"] = self.init_scale * jax.random.normal(layer_key, kernel.shape)
-        return params
+    readout_layers: ClassVar[tuple[str, ...]] = ("out", "skip")  # the output layer and the linear skip
 
     def base(self, ratio, advantage):
         if self.start == "ppo":

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 from inner_loop.drifts.closed_form import ppo_drift
@@ -52,13 +51,9 @@ class LPOv1Drift(_NeuralDrift):
     def net(self) -> _BiasFreeTanhNet:
         return _BiasFreeTanhNet(self.hidden_size, self.num_layers)
 
-    def init(self, key):
-        net_key, out_key = jax.random.split(key)
-        params = self.net.init(net_key, jnp.zeros((self.num_features,), jnp.float32))
-        if self.init_scale > 0:
-            out = params["params"][f"Dense_{self.num_layers}"]
-            out["kernel"] = self.init_scale * jax.random.normal(out_key, out["kernel"].shape)
-        return params
+    @property
+    def readout_layers(self) -> tuple[str, ...]:
+        return (f"Dense_{self.num_layers}",)
 
     def __call__(self, params, ratio, advantage, progress=0.0):
         ratio, advantage = self._inputs(ratio, advantage)
