@@ -10,28 +10,20 @@ vmapped in one compiled call (rejax-style static vs. vmappable fields).
 from __future__ import annotations
 
 import dataclasses
-import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import flax.struct
 import jax.numpy as jnp
 
 from inner_loop.errors import ConfigError
+from inner_loop.settings import (check_fields, interval, non_negative, one_of, positive, positive_int,
+                                 setting)
 
 ACTIVATIONS = ("tanh", "relu", "gelu", "silu")
 NEIGHBOURHOODS = ("none", "kl_ball")
 # Read only by the KL-ball neighbourhood (TRPO's update); a run without it ignores them.
 KL_BALL_FIELDS = ("kl_delta", "cg_iters", "cg_damping", "line_search_steps")
-
-
-MAX_SEED = 2**32 - 1  # numpy generators take no negative seeds; PRNGKey none beyond int64
-
-
-def check_seed(value, name: str = "seed") -> int:
-    """`value` if it is an integer seed in [0, MAX_SEED], else ConfigError (one line)."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
-        raise ConfigError(f"{name}={value!r} is not allowed; a seed is an integer in [0, {MAX_SEED}]")
-    return value
+_UNIT = interval(0, 1)
 
 
 def fields_read(config_dict: dict) -> dict:
@@ -46,31 +38,31 @@ class TrainConfig:
     """One mirror-learning run: environment, rollout sizes, optimisation, network."""
 
     env_id: str = "CartPole-v1"  # any gymnax environment id
-    total_timesteps: int = 500_000  # env steps over the whole run (all envs together)
-    num_envs: int = 4  # parallel environments (vmapped)
-    num_steps: int = 128  # steps per environment per update (rollout length)
-    update_epochs: int = 4  # passes over each rollout batch
-    num_minibatches: int = 4  # minibatches per epoch; must divide num_envs * num_steps
-    lr: float = 2.5e-4  # Adam learning rate (policy and value)
+    total_timesteps: int = setting(500_000, positive_int)  # env steps over the whole run (all envs together)
+    num_envs: int = setting(4, positive_int)  # parallel environments (vmapped)
+    num_steps: int = setting(128, positive_int)  # steps per environment per update (rollout length)
+    update_epochs: int = setting(4, positive_int)  # passes over each rollout batch
+    num_minibatches: int = setting(4, positive_int)  # minibatches per epoch; must divide num_envs * num_steps
+    lr: float = setting(2.5e-4, positive)  # Adam learning rate (policy and value)
     anneal_lr: bool = True  # decay the learning rate (and a KL ball's radius) linearly to zero over training
-    gamma: float = 0.99  # discount factor
-    gae_lambda: float = 0.95  # GAE lambda
-    ent_coef: float = 0.01  # entropy bonus coefficient
-    vf_coef: float = 0.5  # value loss coefficient
-    vf_clip: float = 0.2  # clip range of the value update around old values; 0 disables
-    max_grad_norm: float = 0.5  # global gradient-norm clip
+    gamma: float = setting(0.99, _UNIT)  # discount factor
+    gae_lambda: float = setting(0.95, _UNIT)  # GAE lambda
+    ent_coef: float = setting(0.01, non_negative)  # entropy bonus coefficient
+    vf_coef: float = setting(0.5, non_negative)  # value loss coefficient
+    vf_clip: float = setting(0.2, non_negative)  # clip range of the value update around old values; 0 disables
+    max_grad_norm: float = setting(0.5, non_negative)  # global gradient-norm clip
     normalize_advantages: bool = True  # normalise GAE advantages per minibatch
-    hidden_size: int = 64  # width of the actor and critic MLPs
-    num_layers: int = 2  # hidden layers of the actor and critic MLPs
-    activation: str = "tanh"  # hidden activation: tanh, relu, gelu or silu
+    hidden_size: int = setting(64, positive_int)  # width of the actor and critic MLPs
+    num_layers: int = setting(2, positive_int)  # hidden layers of the actor and critic MLPs
+    activation: str = setting("tanh", one_of(*ACTIVATIONS))  # hidden activation: tanh, relu, gelu or silu
     normalize_obs: bool = False  # running mean/std observation normalisation
     normalize_reward: bool = False  # scale rewards by the running std of the return
-    neighbourhood: str = "none"  # "none" (all policies) or "kl_ball" (TRPO-style)
-    kl_delta: float = 0.01  # radius of the KL ball (mean KL(pi_old, pi) <= kl_delta)
-    cg_iters: int = 10  # conjugate-gradient iterations for the natural gradient
-    cg_damping: float = 0.1  # damping added to the Fisher-vector product
-    line_search_steps: int = 10  # backtracking steps (halving) of the KL-ball update
-    final_window: float = 0.05  # fraction of training at the end that defines final_return
+    neighbourhood: str = setting("none", one_of(*NEIGHBOURHOODS))  # "none" (all policies) or "kl_ball" (TRPO-style)
+    kl_delta: float = setting(0.01, positive)  # radius of the KL ball (mean KL(pi_old, pi) <= kl_delta)
+    cg_iters: int = setting(10, positive_int)  # conjugate-gradient iterations for the natural gradient
+    cg_damping: float = setting(0.1, non_negative)  # damping added to the Fisher-vector product
+    line_search_steps: int = setting(10, positive_int)  # backtracking steps (halving) of the KL-ball update
+    final_window: float = setting(0.05, interval(0, 1, low_open=True))  # end share of training: final_return
 
     # Derived sizes -----------------------------------------------------------------
     @property
@@ -102,12 +94,7 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         """Raise ConfigError (one line) for values the trainer cannot run."""
-        for name in ("total_timesteps", "num_envs", "num_steps", "update_epochs",
-                     "num_minibatches", "hidden_size", "num_layers", "cg_iters",
-                     "line_search_steps"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ConfigError(f"{name}={value!r} is not allowed; it must be a positive integer")
+        check_fields(self)
         if self.batch_size % self.num_minibatches:
             raise ConfigError(
                 f"num_minibatches={self.num_minibatches} does not split the batch of "
@@ -117,27 +104,6 @@ class TrainConfig:
             raise ConfigError(
                 f"total_timesteps={self.total_timesteps} is less than one batch of "
                 f"num_envs*num_steps={self.batch_size}; use at least {self.batch_size}"
-            )
-        for name in (f.name for f in fields(self) if f.type in ("float", float)):  # inf: nonsense, and not JSON
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ConfigError(f"{name}={value!r} is not allowed; it must be a finite number")
-        for name in ("lr", "kl_delta"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name}={getattr(self, name)!r} is not allowed; it must be > 0")
-        for name in ("gamma", "gae_lambda"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ConfigError(f"{name}={getattr(self, name)!r} is not allowed; it must be in [0, 1]")
-        for name in ("ent_coef", "vf_coef", "vf_clip", "max_grad_norm", "cg_damping"):
-            if not getattr(self, name) >= 0:
-                raise ConfigError(f"{name}={getattr(self, name)!r} is not allowed; it must be >= 0")
-        if not 0 < self.final_window <= 1:
-            raise ConfigError(f"final_window={self.final_window!r} is not allowed; it must be in (0, 1]")
-        if self.activation not in ACTIVATIONS:
-            raise ConfigError(f"activation={self.activation!r} is not allowed; choose one of {', '.join(ACTIVATIONS)}")
-        if self.neighbourhood not in NEIGHBOURHOODS:
-            raise ConfigError(
-                f"neighbourhood={self.neighbourhood!r} is not allowed; choose one of {', '.join(NEIGHBOURHOODS)}"
             )
         return self
 
@@ -192,10 +158,3 @@ def preset(env_id: str) -> TrainConfig:
     """The preset for `env_id`, or the generic defaults with that env id."""
     return PRESETS.get(env_id, TrainConfig(env_id=env_id))
 
-
-def field_types(cls) -> dict[str, type]:
-    """A dataclass's field names and types (resolving the string annotations of
-    `from __future__ import annotations` for the simple types options use)."""
-    simple = {"int": int, "float": float, "bool": bool, "str": str}
-    return {f.name: simple.get(f.type, f.type) if isinstance(f.type, str) else f.type
-            for f in fields(cls)}

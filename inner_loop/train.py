@@ -222,9 +222,9 @@ class Trainer:
             params, opt_state, metrics, inputs = self._kl_ball_update(
                 state.params, state.opt_state, batch, drift_params, progress, hparams, update_key)
         else:
+            loss = self._mirror_loss(drift_params, progress, hparams)
             params, opt_state, metrics, inputs = self._minibatch_epochs(
-                state.params, state.opt_state, batch, drift_params, progress, hparams, update_key,
-                policy=True, record=record)
+                state.params, state.opt_state, batch, loss, hparams, update_key, record=record)
         state = state.replace(params=params, opt_state=opt_state, key=key, update=state.update + 1)
         return state, {**episode_stats, **metrics}, inputs if record else None
 
@@ -373,23 +373,31 @@ class Trainer:
             return advantage
         return (advantage - advantage.mean()) / (advantage.std() + 1e-8)
 
-    def _minibatch_epochs(self, params, opt_state, batch: Batch, drift_params, progress, hparams,
-                          key, *, policy: bool, record: bool = False):
-        """`update_epochs` shuffled passes of minibatch Adam (mirror objective + value loss):
-        (params, opt_state, mean metrics, DriftInputs of each step if `record` else None)."""
-        cfg = self.config
-        tx = self._optimizer(hparams)
-
-        def loss_fn(trained, minibatch):
-            if not policy:
-                value_loss = self._value_loss(trained, minibatch, hparams)
-                return value_loss, ({"value_loss": value_loss}, None)
+    def _mirror_loss(self, drift_params, progress, hparams: Hyperparams):
+        """The loss of actor and critic together: -(mirror objective) + value loss - entropy bonus."""
+        def loss_fn(params, minibatch):
             advantage = self._normalized_advantage(minibatch.advantage)
-            objective, info, inputs = self._policy_terms(trained["actor"], minibatch, drift_params, progress,
+            objective, info, inputs = self._policy_terms(params["actor"], minibatch, drift_params, progress,
                                                          advantage)
-            value_loss = self._value_loss(trained["critic"], minibatch, hparams)
+            value_loss = self._value_loss(params["critic"], minibatch, hparams)
             loss = -objective + hparams.vf_coef * value_loss - hparams.ent_coef * info["entropy"]
             return loss, ({"policy_loss": -objective, "value_loss": value_loss, **info}, inputs)
+        return loss_fn
+
+    def _critic_loss(self, hparams: Hyperparams):
+        """The critic's loss alone (a KL ball moves the actor by itself)."""
+        def loss_fn(critic_params, minibatch):
+            value_loss = self._value_loss(critic_params, minibatch, hparams)
+            return value_loss, ({"value_loss": value_loss}, None)
+        return loss_fn
+
+    def _minibatch_epochs(self, trained, opt_state, batch: Batch, loss_fn, hparams: Hyperparams, key, *,
+                          record: bool = False):
+        """`update_epochs` shuffled passes of minibatch Adam on `loss_fn(trained, minibatch) ->
+        (loss, (metrics, DriftInputs or None))`: (trained, opt_state, mean metrics, DriftInputs
+        of each step if `record` else None)."""
+        cfg = self.config
+        tx = self._optimizer(hparams)
 
         def minibatch_step(carry, rows):
             trained, opt_state = carry
@@ -404,11 +412,9 @@ class Trainer:
             perm = random_permutation(epoch_key, cfg.batch_size)
             return jax.lax.scan(minibatch_step, carry, perm.reshape(cfg.num_minibatches, cfg.minibatch_size))
 
-        trained = params if policy else params["critic"]
         (trained, opt_state), (info, inputs) = jax.lax.scan(epoch, (trained, opt_state),
                                                             jax.random.split(key, cfg.update_epochs))
-        params = trained if policy else {**params, "critic": trained}
-        return params, opt_state, jax.tree.map(jnp.mean, info), inputs
+        return trained, opt_state, jax.tree.map(jnp.mean, info), inputs
 
     def _kl_ball_update(self, params, opt_state, batch: Batch, drift_params, progress, hparams, key):
         cfg, discrete = self.config, self.spec.discrete
@@ -431,9 +437,10 @@ class Trainer:
         # the step taken is the drift's input that counted (update_samples records it)
         new_objective, info, inputs = self._policy_terms(actor, batch, drift_params, progress, advantage)
         info["approx_kl"] = mean_kl(actor)
-        params, opt_state, value_info, _ = self._minibatch_epochs(
-            {**params, "actor": actor}, opt_state, batch, drift_params, progress, hparams, key, policy=False)
-        return params, opt_state, {"policy_loss": -new_objective, **value_info, **info, **step_info}, inputs
+        critic, opt_state, value_info, _ = self._minibatch_epochs(
+            params["critic"], opt_state, batch, self._critic_loss(hparams), hparams, key)
+        return ({"actor": actor, "critic": critic}, opt_state,
+                {"policy_loss": -new_objective, **value_info, **info, **step_info}, inputs)
 
 
 def max_truncations(spec: EnvSpec, num_steps: int) -> int:

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from inner_loop import TrainConfig, make_train
 from inner_loop.drifts import Drift
 from inner_loop.parallel import pad_runs, padded_size, shard_runs
-from outer_loop.fitness import fitness_standard_error, normalized_fitness, search_noise
+from outer_loop.fitness import fitness_standard_error, normalised_fitness, search_noise
 from outer_loop.sharding import shard_members
 
 
@@ -93,7 +93,7 @@ def make_population_fitness(configs: Sequence[TrainConfig], drift: Drift, normal
         # Unsharded, the keys stay unbatched: what depends only on them (env resets, ...) is
         # computed once for the whole population instead of once per member.
         final_returns = member_returns(population, seed_keys)
-        return normalized_fitness(final_returns, references, untrained), final_returns
+        return normalised_fitness(final_returns, references, untrained), final_returns
 
     return population_fitness
 
@@ -121,7 +121,7 @@ def make_drift_fitness(configs: Sequence[TrainConfig], drift: Drift, normalisati
         copies = jax.tree.map(lambda x: jnp.broadcast_to(x, (size,) + x.shape), params)
         final_returns = jnp.stack([run(copies, pad_runs(keys, size))[:num_seeds]
                                    for run, keys in zip(runs, seed_keys)])[None]
-        return normalized_fitness(final_returns, references, untrained), final_returns
+        return normalised_fitness(final_returns, references, untrained), final_returns
 
     return drift_fitness
 

@@ -21,7 +21,7 @@ def per_env_scores(final_returns: jnp.ndarray, reference_returns: jnp.ndarray,
     return (jnp.mean(final_returns, axis=-1) - untrained_returns) / span
 
 
-def normalized_fitness(final_returns: jnp.ndarray, reference_returns: jnp.ndarray,
+def normalised_fitness(final_returns: jnp.ndarray, reference_returns: jnp.ndarray,
                        untrained_returns: jnp.ndarray | float = 0.0) -> jnp.ndarray:
     """The mean over envs of `per_env_scores` -> (members,).
 

@@ -196,17 +196,22 @@ def test_saving_new_params_of_the_same_drift_does_not_compile_the_axiom_checks_a
     assert float(a(1.5, 1.0)) != float(b(1.5, 1.0))
 
 
-def test_inspect_checks_png_before_any_work(lpo_file, tmp_path, capsys):
+@pytest.mark.parametrize("png_is,fragment", [("a folder", "is a folder; give a file name"),
+                                              ("the drift file", "is the drift file itself")])
+def test_inspect_checks_png_before_any_work(lpo_file, tmp_path, capsys, png_is, fragment):
     path, _, _ = lpo_file
     folder = tmp_path / "a_folder"
     folder.mkdir()
-    for png, fragment in [(str(folder), "is a folder; give a file name"),
-                          (path, "is the drift file itself")]:
-        assert main(["inspect", path, "--png", png]) == 2
-        out, err = capsys.readouterr()
-        assert not out and fragment in err and repr(png) in err and err.count("\n") == 1, (out, err)
+    png = str(folder) if png_is == "a folder" else path
+    assert main(["inspect", path, "--png", png]) == 2
+    out, err = capsys.readouterr()
+    assert not out and fragment in err and repr(png) in err and err.count("\n") == 1, (out, err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_folder", "lpo.drift.npz"]  # no PNG, no temp file
     assert not list(folder.iterdir())
+
+
+def test_inspect_makes_the_png_folder(lpo_file, tmp_path):
+    path, _, _ = lpo_file
     # A PNG in a folder that does not exist yet: the folder is made (as train --out does).
     png = tmp_path / "new" / "sub" / "landscape.png"
     assert main(["inspect", path, "--png", str(png)]) == 0
@@ -251,7 +256,7 @@ def test_export_best_tolerates_a_cut_metrics_line_and_names_a_missing_metrics_fi
 
 
 def test_the_discovered_transfer_drift_ships_with_the_package_under_its_name(tmp_path, capsys, monkeypatch):
-    from discover.cli.compare import resolve_entries
+    from discover.training.comparison import resolve_entries
     from discover.files.drift_file import drift_file_path, packaged_drifts
 
     assert "transfer-v1" in packaged_drifts()
@@ -261,7 +266,7 @@ def test_the_discovered_transfer_drift_ships_with_the_package_under_its_name(tmp
     assert provenance["training_envs"] == ["CartPole-v1", "Pendulum-v1"]
     assert provenance["test_envs"] == ["Acrobot-v1", "Breakout-MinAtar"] and check_axioms(loaded).passed
     (entry,) = resolve_entries(["transfer-v1"], [])
-    assert entry["label"] == "transfer-v1" and entry["training_envs"] == ["CartPole-v1", "Pendulum-v1"]
+    assert entry.label == "transfer-v1" and entry.training_envs == ["CartPole-v1", "Pendulum-v1"]
     monkeypatch.chdir(tmp_path)
     assert main(["inspect", "transfer-v1"]) == 0
     shown = capsys.readouterr().out

@@ -255,7 +255,7 @@ def test_vmap_over_a_population_of_params_matches_a_loop():
 @pytest.mark.parametrize("call,message", [
     (lambda: drifts.get("nope"), "unknown drift 'nope'"),
     (lambda: drifts.get("ppo", alpha=1.0), "drift 'ppo' has no option 'alpha'"),
-    (lambda: drifts.get("zero", eps=1.0), "it takes no options"),
+    (lambda: drifts.get("zero", eps=1.0), "drift 'zero' has no option 'eps'; allowed: none"),
     (lambda: drifts.get("ppo", eps=-0.1), "eps=-0.1"),
     (lambda: drifts.get("lpo", start="sideways"), "start='sideways'"),
 ])

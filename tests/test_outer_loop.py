@@ -8,7 +8,7 @@ import pytest
 from inner_loop import TrainConfig, drifts
 from inner_loop.errors import ConfigError
 from outer_loop import (EvolutionState, Normalisation, evolve, fitness_standard_error, make_drift_fitness,
-                        make_generation, make_population_fitness, make_strategy, normalized_fitness, search_noise,
+                        make_generation, make_population_fitness, make_strategy, normalised_fitness, search_noise,
                         worst_if_not_finite)
 from outer_loop.strategy import strategy_names
 
@@ -20,7 +20,7 @@ def norm(*ppo, untrained=None):
 def test_fitness_is_mean_over_envs_of_seed_mean_over_reference():
     returns = jnp.asarray([[[100.0, 300.0], [10.0, 30.0]],     # member 0: 200/400, 20/10
                            [[400.0, 400.0], [5.0, 5.0]]])     # member 1: 400/400, 5/10
-    np.testing.assert_allclose(normalized_fitness(returns, jnp.asarray([400.0, 10.0])), [1.25, 0.75])
+    np.testing.assert_allclose(normalised_fitness(returns, jnp.asarray([400.0, 10.0])), [1.25, 0.75])
 
 
 def test_a_members_standard_error_is_that_of_its_ranking_over_resampled_seeds():
@@ -34,7 +34,7 @@ def test_a_members_standard_error_is_that_of_its_ranking_over_resampled_seeds():
     shared = rng.normal(0.0, 500.0, (20000, 1, 2, 3))  # per seed, common to the members
     draws = (rng.normal(means[None, None, :, None], sds[None, None, :, None], (20000, 4, 2, 3)) + shared)
     draws = jnp.asarray(draws, jnp.float32)
-    fitness = np.asarray(jax.vmap(lambda r: normalized_fitness(r, ppo, untrained))(draws))
+    fitness = np.asarray(jax.vmap(lambda r: normalised_fitness(r, ppo, untrained))(draws))
     se = np.asarray(jax.vmap(lambda r: fitness_standard_error(r, ppo, untrained))(draws))
     relative = fitness[:, 0] - fitness.mean(axis=1)
     want = np.sqrt(np.sum((sds / (ppo - untrained)) ** 2) / 3) / 2 * np.sqrt(3 / 4)  # minus its 1/4 share
@@ -60,13 +60,13 @@ def test_normalised_fitness_ranks_correctly_on_negative_returns():
     mark the untrained policy / PPO; the old return/PPO ratio ranked them backwards."""
     returns = jnp.asarray([[[-500.0, -500.0]], [[-100.0, -100.0]], [[-80.0, -90.0]], [[-300.0, -300.0]]])
     ppo, untrained = jnp.asarray([-100.0]), jnp.asarray([-500.0])
-    fitness = normalized_fitness(returns, ppo, untrained)
+    fitness = normalised_fitness(returns, ppo, untrained)
     np.testing.assert_allclose(fitness, [0.0, 1.0, 1.0375, 0.5])
     assert list(np.argsort(-np.asarray(fitness))) == [2, 1, 3, 0]
-    assert list(np.argsort(-np.asarray(normalized_fitness(returns, ppo)))) != [2, 1, 3, 0]
+    assert list(np.argsort(-np.asarray(normalised_fitness(returns, ppo)))) != [2, 1, 3, 0]
     # Two envs of very different scales weigh alike: each is 0.5 of the way to PPO.
     two = jnp.asarray([[[-300.0], [250.0]]])
-    np.testing.assert_allclose(normalized_fitness(two, jnp.asarray([-100.0, 500.0]),
+    np.testing.assert_allclose(normalised_fitness(two, jnp.asarray([-100.0, 500.0]),
                                                   jnp.asarray([-500.0, 0.0])), [0.5])
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from inner_loop.config import check_seed
 from inner_loop.errors import ConfigError
+from inner_loop.settings import check_seed
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130

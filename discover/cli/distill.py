@@ -11,7 +11,6 @@ Distillation).
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import jax
 from rich.console import Console
@@ -27,7 +26,6 @@ from discover.distill.samples import sampling_config, sampling_envs
 from discover.files.atomic import check_output_file
 from discover.files.drift_file import LoadedDrift, axiom_report, save_drift
 from discover.training.resolver import ResolvedDrift, resolve_drift, split_drift_settings
-from inner_loop.errors import ConfigError
 
 COPIED_PROVENANCE = ("training_envs", "test_envs", "sweep", "sweep_config")  # from the source drift file
 
@@ -51,9 +49,7 @@ def cmd_distill(args) -> int:
     config = distill_config(pairs)
     resolved = resolve_drift(args.drift, drift_pairs)
     output = args.output or f"{resolved.label}.distilled.drift.npz"
-    check_output_file(output)
-    if resolved.path and os.path.abspath(output) == os.path.abspath(resolved.path):
-        raise ConfigError(f"-o {output!r} is the drift being distilled; give another file name")
+    check_output_file(output, "-o", reads=(resolved.path, "the drift being distilled"))
 
     console = Console(stderr=True)
     envs = sampling_envs(resolved, config)

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from discover.files.atomic import check_output_file
 from discover.files.drift_file import LoadedDrift, axiom_report, read_drift_file, save_drift
-from discover.report.figures import drift_landscapes_png
+from discover.report.figures import drift_landscapes_png, reference_panels
 from discover.sweep.run_folder import DRIFT_KINDS, RunFolder
 from discover.theorem.config import VerifyConfig
 from discover.theorem.verdict import verify_drift
@@ -116,9 +116,7 @@ def cmd_inspect(args) -> int:
     # The PNG path is checked (its folder created, as for train --out) before the axiom check
     # and the table, so a bad --png is one line rather than an error after the output.
     png = args.png or re.sub(r"(\.drift)?\.npz$", "", args.file) + ".png"
-    check_output_file(png)
-    if os.path.abspath(png) == os.path.abspath(args.file):
-        raise ConfigError(f"--png {png!r} is the drift file itself; give another file name")
+    check_output_file(png, "--png", reads=(args.file, "the drift file itself"))
     report = axiom_report(loaded)
     meta = loaded.metadata
     provenance = meta.get("provenance", {})
@@ -145,9 +143,6 @@ def cmd_inspect(args) -> int:
     for row in rows:
         table.add_row(*row)
     Console().print(table)
-    ppo, dpo = drifts.get("ppo"), drifts.get("dpo")
-    drift_landscapes_png([(os.path.basename(args.file), loaded),
-                          ("PPO (eps 0.2)", lambda r, a, p: ppo({}, r, a, p)),
-                          ("DPO", lambda r, a, p: dpo({}, r, a, p))], png)
+    drift_landscapes_png([(os.path.basename(args.file), loaded), *reference_panels("ppo", "dpo")], png)
     Console().print(f"wrote {png}")
     return 0 if report["passed"] else 1

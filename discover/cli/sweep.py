@@ -27,8 +27,8 @@ from discover.sweep.distributed import initialize_distributed
 from discover.sweep.loop import run_sweep
 from discover.sweep.run_folder import RunFolder
 from discover.sweep.wandb_run import WANDB_MODES, check_wandb_mode
-from discover.training.settings import split_pairs
 from inner_loop.errors import ConfigError
+from inner_loop.settings import split_pairs
 
 
 def noise_text(row: dict) -> str:
@@ -68,10 +68,8 @@ def resolve_sweep(args):
         saved = folder.read_config()
         config = resume_config(saved, split_pairs(args.settings))
         ensure_writable_dir(folder.path, "run folder")
-        done = folder.latest_generation()
-        if done > config.generations:  # before compiling anything (run_sweep checks the header too)
-            raise ConfigError(f"generations={config.generations} is less than the {done} generations "
-                              f"{folder.path!r} has done; set generations >= {done}")
+        # Before compiling anything (run_sweep checks the checkpoint it restores too).
+        folder.check_generations(config.generations, folder.latest_generation())
         return config, folder, saved["name"], True
     base = get_preset(args.preset or "quick")
     config = load_config_file(args.config, base) if args.config else base

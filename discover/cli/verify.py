@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any
-
 import jax
 from rich.console import Console
 from rich.table import Table
@@ -17,9 +15,7 @@ from discover.theorem.axioms import axiom_point_count
 from discover.theorem.config import VerifyConfig
 from discover.theorem.verdict import VerifyResult, verify_drift
 from discover.training.resolver import allowed_drifts, resolve_drift, split_drift_settings
-from discover.training.settings import parse_value, split_pairs
-from inner_loop.config import field_types
-from inner_loop.errors import ConfigError
+from inner_loop.settings import apply_settings, split_pairs
 
 
 def add_verify_command(sub) -> argparse.ArgumentParser:
@@ -40,26 +36,14 @@ def add_verify_command(sub) -> argparse.ArgumentParser:
     return parser
 
 
-def apply_verify_overrides(config: VerifyConfig, pairs: list[str]) -> VerifyConfig:
-    """`--set key=value` pairs applied to `config`; ConfigError names unknown keys and bad values."""
-    types = field_types(VerifyConfig)
-    changes: dict[str, Any] = {}
-    for key, text in split_pairs(pairs):
-        if key not in types:
-            raise ConfigError(f"unknown setting {key!r}; allowed: {', '.join(types)}")
-        changes[key] = parse_value(key, text, types[key])
-    return config.replace(**changes)
-
-
 def cmd_verify(args) -> int:
     drift_pairs, check_pairs = split_drift_settings(args.settings)
-    config = apply_verify_overrides(VerifyConfig(), check_pairs).validate()
     # No axiom gate on loading a drift file: checking the axioms (and reporting them) is this command's job.
     resolved = resolve_drift(args.drift, drift_pairs, check_axioms=False)
-    for key, _ in split_pairs(check_pairs):
-        if key in resolved.config_changes:  # as in `discover train` (trpo: the zero drift in a KL ball)
-            raise ConfigError(f"setting {key!r} is fixed by {args.drift} ({resolved.config_changes[key]})")
-    config = config.replace(**resolved.config_changes)
+    # As in `discover train`, what the drift sets is fixed (trpo: the zero drift in a KL ball).
+    fixed = {key: f"{args.drift} ({value})" for key, value in resolved.config_changes.items()}
+    config = apply_settings(VerifyConfig(), split_pairs(check_pairs), fixed=fixed)
+    config = config.replace(**resolved.config_changes).validate()
     drift_fn = resolved.bind(jax.random.PRNGKey(config.seed))
     description = ({"drift": args.drift, "drift_file": True, "drift_options": dict(resolved.metadata.get("options", {}))}
                    if resolved.path else {"drift": resolved.drift.name, "drift_options": resolved.drift.options()})

@@ -2,71 +2,55 @@
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from dataclasses import dataclass
 
-from discover.training.settings import parse_value, split_pairs
-from inner_loop.config import check_seed
 from inner_loop.envs import make_env
 from inner_loop.errors import ConfigError
+from inner_loop.settings import (apply_settings, check_fields, interval, non_negative, positive_int, seed_value,
+                                 setting, settable_fields, split_pairs)
 
 DEFAULT_ENV = "CartPole-v1"  # where a drift with no training envs (a zoo drift) is sampled
 MAX_DEFAULT_TIMESTEPS = 65_536  # the default short run: the env's training length, at most this
 
 
+def _known_envs(key: str, envs: tuple[str, ...]) -> None:
+    for env in envs:
+        make_env(env)  # unknown env ids: one line with the allowed list
+
+
+def _timesteps(key: str, value: int | None) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ConfigError(f"{key}={value!r} leaves no samples; it must be >= one batch of the env's config "
+                          "(num_envs * num_steps)")
+
+
 @dataclass(frozen=True)
 class DistillConfig:
-    """Samples, search and choice of one distillation (docs/design.md, Distillation)."""
+    """Samples, search and choice of one distillation (docs/design.md, Distillation); each
+    field's `--set` key is its `key` (env=, samples.timesteps=, ...)."""
 
-    envs: tuple[str, ...] = ()  # envs to sample on; () = the drift's training envs (else CartPole-v1)
-    timesteps: int | None = None  # env steps of each sampling run; None = the env's, at most 65,536
-    seeds: int = 2  # sampling runs per env (vmapped)
-    every: int = 1  # keep the samples of every `every`-th update
-    max_samples: int = 20_000  # run samples kept (a uniform random subset of all the runs' samples)
-    grid_share: float = 0.2  # share of the total weight on the (r, A, p) grid (the rest on run samples)
-    max_terms: int = 6  # atoms added by greedy forward selection
-    max_size: int = 15  # largest formula (operations) the choice may return
-    tolerance: float = 0.05  # choose the smallest formula with error <= best * (1 + tolerance)
-    seed: int = 0  # PRNG seed of the sampling runs and the subsample
+    envs: tuple[str, ...] = setting((), _known_envs, key="env")  # envs to sample on; () = the drift's training envs (else CartPole-v1)
+    timesteps: int | None = setting(None, _timesteps, key="samples.timesteps")  # env steps of each sampling run; None = the env's, at most 65,536
+    seeds: int = setting(2, positive_int, key="samples.seeds")  # sampling runs per env (vmapped)
+    every: int = setting(1, positive_int, key="samples.every")  # keep the samples of every `every`-th update
+    max_samples: int = setting(20_000, positive_int, key="samples.max")  # run samples kept (a uniform random subset of all the runs' samples)
+    grid_share: float = setting(0.2, interval(0, 1, high_open=True), key="samples.grid_share")  # share of the total weight on the (r, A, p) grid (the rest on run samples)
+    max_terms: int = setting(6, positive_int)  # atoms added by greedy forward selection
+    max_size: int = setting(15, positive_int)  # largest formula (operations) the choice may return
+    tolerance: float = setting(0.05, non_negative)  # choose the smallest formula with error <= best * (1 + tolerance)
+    seed: int = setting(0, seed_value)  # PRNG seed of the sampling runs and the subsample
 
     def validate(self) -> "DistillConfig":
-        for name in ("seeds", "every", "max_samples", "max_terms", "max_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{SETTING_OF[name]}={getattr(self, name)} is not allowed; it must be >= 1")
-        if self.timesteps is not None and self.timesteps < 1:
-            raise ConfigError(f"samples.timesteps={self.timesteps} leaves no samples; it must be >= one batch "
-                              "of the env's config (num_envs * num_steps)")
-        if not 0 <= self.grid_share < 1:
-            raise ConfigError(f"samples.grid_share={self.grid_share!r} is not allowed; it must be in [0, 1)")
-        if not 0 <= self.tolerance < math.inf:
-            raise ConfigError(f"tolerance={self.tolerance!r} is not allowed; it must be a finite number >= 0")
-        check_seed(self.seed)
-        for env in self.envs:
-            make_env(env)  # unknown env ids: one line with the allowed list
+        check_fields(self)
         return self
 
 
-# --set key -> DistillConfig field
-SETTINGS = {"env": "envs", "samples.timesteps": "timesteps", "samples.seeds": "seeds", "samples.every": "every",
-            "samples.max": "max_samples", "samples.grid_share": "grid_share", "max_terms": "max_terms",
-            "max_size": "max_size", "tolerance": "tolerance", "seed": "seed"}
-SETTING_OF = {field: key for key, field in SETTINGS.items()}
+SETTINGS = tuple(settable_fields(DistillConfig))  # the --set keys
 
 
 def distill_config(pairs: list[str]) -> DistillConfig:
     """The DistillConfig of `--set` pairs (one-line ConfigError for an unknown key or bad value)."""
-    changes = {}
-    for key, text in split_pairs(pairs):
-        if key not in SETTINGS:
-            raise ConfigError(f"unknown setting {key!r}; allowed: {', '.join(SETTINGS)} (and drift.<option> "
-                              "for a zoo drift)")
-        field = SETTINGS[key]
-        if field == "envs":
-            changes[field] = tuple(e.strip() for e in text.split(",") if e.strip())
-            if not changes[field]:
-                raise ConfigError("env= is empty; name at least one gymnax env id")
-        else:
-            changes[field] = parse_value(key, text, float if field in ("grid_share", "tolerance") else int)
-    return dataclasses.replace(DistillConfig(), **changes).validate()
-
+    pairs = split_pairs(pairs)
+    if any(key == "env" and not text.strip(" ,") for key, text in pairs):
+        raise ConfigError("env= is empty; name at least one gymnax env id")
+    return apply_settings(DistillConfig(), pairs, also_allowed=("drift.<option> for a zoo drift",)).validate()

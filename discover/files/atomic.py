@@ -57,10 +57,13 @@ def _write_atomic(path: str, write) -> None:
         raise
 
 
-def check_output_file(path: str, what: str = "output path") -> None:
+def check_output_file(path: str, what: str = "output path", *, reads: tuple[str, str] | None = None) -> None:
     """Before any work: ConfigError (one line) unless a file can be written at `path` (its
     folder is created if needed; the name is tried, so an over-long name or a read-only
-    file system fails here, not after a long run)."""
+    file system fails here, not after a long run). `reads`: (the file the command reads, what
+    it is), which the output must not overwrite."""
+    if reads and reads[0] and os.path.abspath(path) == os.path.abspath(reads[0]):
+        raise ConfigError(f"{what} {path!r} is {reads[1]}; give another file name")
     ensure_writable_dir(os.path.dirname(os.path.abspath(path)))
     if os.path.isdir(path):
         raise ConfigError(f"{what} {path!r} is a folder; give a file name")

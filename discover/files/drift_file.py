@@ -45,22 +45,6 @@ FORMAT_NAME = "mirror-learning-drift"
 FORMAT_VERSION = 2
 METADATA_KEY = "__metadata__"
 
-_FLAT = [f"{kind}({u})" for u in ("r-1", "log r") for kind in ("odd", "even")]
-_LPO_FEATURES = _FLAT + [f"A*{f}" for f in _FLAT] + [f"|A|*{f}" for f in _FLAT]
-_V1_FEATURES = ["r-1", "(r-1)^2", "log r", "(log r)^2", "A(r-1)", "A(r-1)^2", "A log r", "A (log r)^2"]
-FEATURE_NAMES = {
-    "lpo": _LPO_FEATURES, "ta_lpo": _LPO_FEATURES + [f"p*{f}" for f in _LPO_FEATURES],
-    "lpo_v1": _V1_FEATURES, "ta_lpo_v1": _V1_FEATURES + [f"p*{f}" for f in _V1_FEATURES],
-    "closed_form": ["r", "A", "p"],
-}
-ARCHITECTURES = {
-    "lpo": f"d = relu(start + h(psi)), h = v.psi + w.tanh-MLP(psi), bias-free; odd(u) = u|u|/(|u|+"
-           f"{drifts.KNEE}), even(u) = u^2/(|u|+{drifts.KNEE})",
-    "lpo_v1": "d = [PPO drift if start == 'ppo'] + g(phi)^2, g a bias-free tanh MLP",
-}
-ARCHITECTURES["ta_lpo"], ARCHITECTURES["ta_lpo_v1"] = ARCHITECTURES["lpo"], ARCHITECTURES["lpo_v1"]
-
-
 @dataclass(frozen=True, eq=False)  # hashed by identity, so jax.jit(loaded) works
 class LoadedDrift:
     """A drift with its parameters bound, what `discover.load_drift` returns.
@@ -118,28 +102,6 @@ def unflatten_like(template: Any, flat: dict[str, np.ndarray]) -> Any:
     return jax.tree_util.tree_unflatten(treedef, [jnp.asarray(flat[n]) for n in names])
 
 
-def describe_architecture(drift: drifts.Drift) -> dict:
-    if drift.name in ARCHITECTURES:
-        return {"kind": ARCHITECTURES[drift.name],
-                "hidden_size": drift.hidden_size, "num_layers": drift.num_layers,
-                "start": drift.start, "eps": drift.eps}
-    if isinstance(drift, drifts.AtomsDrift):
-        return {"kind": "d = sum_i w_i atom_i, w_i = relu(s_i + theta_i), s the start's atoms; "
-                        "the atoms are listed in `features`, in the order of theta",
-                "start": drift.start, "time_aware": drift.time_aware, "atoms": len(drift.atoms)}
-    if drift.name == "closed_form":
-        return {"kind": "closed-form formula over r, A, p (the safe grammar of inner_loop/expression.py)",
-                "expression": drift.expression}
-    return {"kind": f"closed-form zoo drift {drift.name!r}"}
-
-
-def feature_names(drift: drifts.Drift) -> list[str]:
-    """What the drift's parameters read: the net's input features, or the atoms' texts."""
-    if isinstance(drift, drifts.AtomsDrift):
-        return [atom.text for atom in drift.atoms]
-    return FEATURE_NAMES.get(drift.name, ["r", "A"])
-
-
 def save_drift(path: str, drift: drifts.Drift, params: Any, provenance: dict | None = None,
                axiom_check: dict | None = None) -> dict:
     """Write `drift` with `params` to `path` atomically; returns the metadata written.
@@ -152,7 +114,7 @@ def save_drift(path: str, drift: drifts.Drift, params: Any, provenance: dict | N
     metadata = {
         "format": FORMAT_NAME, "format_version": FORMAT_VERSION,
         "parameterisation": drift.name, "options": drift.options(),
-        "architecture": describe_architecture(drift), "features": feature_names(drift),
+        "architecture": drift.architecture(), "features": drift.feature_names(),
         **({"formula": drift.formula(params)} if isinstance(drift, drifts.AtomsDrift) else {}),
         "param_shapes": {k: list(v.shape) for k, v in flat.items()},
         "provenance": {"versions": package_versions(), **(provenance or {})},
@@ -205,7 +167,7 @@ def read_drift_file(path: str, check_axioms: bool = True) -> LoadedDrift:
         raise ConfigError(f"drift file {path!r}: options {options!r} have a value of the wrong "
                           f"type for a {name} drift") from None
     if isinstance(drift, drifts.AtomsDrift):
-        _check_atoms(path, metadata.get("features", []), feature_names(drift))
+        _check_atoms(path, metadata.get("features", []), drift.feature_names())
     template = flatten_params(drift.init(jax.random.PRNGKey(0)))
     if set(arrays) != set(template):
         missing, extra = sorted(set(template) - set(arrays)), sorted(set(arrays) - set(template))

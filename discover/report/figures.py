@@ -17,6 +17,8 @@ matplotlib.use("Agg")  # files only, never a display
 import matplotlib.pyplot as plt  # noqa: E402
 
 from discover.files.atomic import write_bytes_atomic
+from discover.training.comparison import Entry
+from inner_loop import drifts
 
 DriftFn = Callable[..., jax.Array]  # drift_fn(ratio, advantage, progress) -> per-sample drift
 
@@ -29,6 +31,15 @@ def drift_grid(drift_fn: DriftFn, log_ratio_range=(-1.0, 1.0), advantage_range=(
     lr, a = jnp.meshgrid(log_r, adv)
     values = jax.jit(lambda r, a: drift_fn(r, a, progress))(jnp.exp(lr), a)
     return np.asarray(log_r), np.asarray(adv), np.asarray(values)
+
+
+_REFERENCE_TITLES = {"ppo": "PPO (eps 0.2)", "dpo": "DPO"}
+
+
+def reference_panels(*names: str) -> list[tuple[str, DriftFn]]:
+    """Heat-map panels of zoo drifts (ppo, dpo) at their default options, to set beside a learned one."""
+    return [(_REFERENCE_TITLES[name], (lambda d: lambda r, a, p: d({}, r, a, p))(drifts.get(name)))
+            for name in names]
 
 
 def drift_landscapes_png(panels: Sequence[tuple[str, DriftFn]], path: str | None = None,
@@ -59,7 +70,7 @@ def drift_landscapes_png(panels: Sequence[tuple[str, DriftFn]], path: str | None
     return data
 
 
-def draw_figures(folder: str, runs: dict, entries: list[dict], envs: list[str], points: list, configs: dict,
+def draw_figures(folder: str, runs: dict, entries: list[Entry], envs: list[str], points: list, configs: dict,
                  results: dict, seed: int) -> dict:
     """The comparison's PNGs in `folder`: learning curves and final returns (a row per grid point),
     robustness over the grid, drift landscapes; {title: file name}."""
@@ -71,8 +82,8 @@ def draw_figures(folder: str, runs: dict, entries: list[dict], envs: list[str], 
             config = configs[(env, point)]
             steps = np.arange(1, config.num_updates + 1) * config.batch_size
             for entry in entries:
-                mean, lo, hi = stats.curve_band(runs[(entry["label"], env, point)]["curve"], seed=seed)
-                ax.plot(steps, mean, label=entry["label"])
+                mean, lo, hi = stats.curve_band(runs[(entry.label, env, point)]["curve"], seed=seed)
+                ax.plot(steps, mean, label=entry.label)
                 ax.fill_between(steps, lo, hi, alpha=0.25)
             ax.set_title(env if len(names) == 1 else f"{env}, {point}")
             ax.set_xlabel("env steps")
@@ -85,23 +96,23 @@ def draw_figures(folder: str, runs: dict, entries: list[dict], envs: list[str], 
     for row, point in zip(axes, names):
         for ax, env in zip(row, envs):
             for i, entry in enumerate(entries):
-                final = np.asarray(runs[(entry["label"], env, point)]["final_return"], np.float64)
+                final = np.asarray(runs[(entry.label, env, point)]["final_return"], np.float64)
                 ok = final[np.isfinite(final)]
                 if ok.size:  # no bar for a drift whose every seed failed: a bar at 0 would read as measured
                     ax.bar(i, np.mean(ok), color=f"C{i}", alpha=0.5)
                 ax.scatter(np.full(ok.size, i), ok, color=f"C{i}", s=10)
-            ax.set_xticks(range(len(entries)), [e["label"] for e in entries], rotation=20, fontsize=8)
+            ax.set_xticks(range(len(entries)), [e.label for e in entries], rotation=20, fontsize=8)
             ax.set_title(env if len(names) == 1 else f"{env}, {point}")
             ax.set_ylabel("final return")
     _save(fig, folder, "final_returns.png")
     figures["Final returns of finished runs (bars: mean; dots: seeds)"] = "final_returns.png"
 
     if len(points) > 1:
-        robustness_figure(folder, results, [e["label"] for e in entries], envs, points)
+        robustness_figure(folder, results, [e.label for e in entries], envs, points)
         figures["Robustness over the grid: IQM per grid point with its 95 % CI (normalised score, 1 = PPO's mean "
                 "over the grid; the return where the env cannot normalise)"] = "robustness.png"
 
-    panels = [(e["label"], (lambda d, p: (lambda r, a, pr: d(p, r, a, pr)))(e["drift"], e["params"])) for e in entries]
+    panels = [(e.label, (lambda d, p: (lambda r, a, pr: d(p, r, a, pr)))(e.drift, e.params)) for e in entries]
     drift_landscapes_png(panels, os.path.join(folder, "landscapes.png"))
     figures["Drift landscapes over (log r, A), progress 0"] = "landscapes.png"
     return figures

@@ -12,6 +12,7 @@ from discover.files.atomic import ensure_writable_dir, package_versions, write_j
 from discover.report.figures import draw_figures
 from discover.report.markdown import html_report, markdown_report
 from discover.theorem.text import json_number
+from discover.training.comparison import Entry
 from inner_loop.errors import ConfigError
 
 
@@ -32,11 +33,11 @@ def check_report_folder(output: str, given: str) -> str:
     return output
 
 
-def write_report_folder(output: str, meta: dict, results: dict, runs: dict, entries: list[dict],
+def write_report_folder(output: str, meta: dict, results: dict, runs: dict, entries: list[Entry],
                         envs: list[str], points: list, configs: dict, seed: int) -> str:
     """Write the report of `runs` into folder `output`; returns the markdown. `configs`:
     {(env, point name): the env's inner config}."""
-    labels = [e["label"] for e in entries]
+    labels = [e.label for e in entries]
     staging = f"{output}.tmp{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(staging)

@@ -40,30 +40,55 @@ from typing import Any
 
 import jax
 
-from discover.training.settings import parse_value, split_pairs
 from inner_loop import drifts
-from inner_loop.config import Hyperparams, TrainConfig, check_seed, field_types, preset
+from inner_loop.config import Hyperparams, TrainConfig, preset
 from inner_loop.envs import make_env
 from inner_loop.episodes import check_final_window
 from inner_loop.errors import ConfigError
+from inner_loop.settings import (apply_settings, check_fields, field_kind, positive, positive_int, seed_value,
+                                 setting, settable_fields, split_pairs, typed)
 from outer_loop.sharding import member_mesh
-from outer_loop.strategy import make_strategy, strategy_names
+from outer_loop.strategy import make_strategy
 
 EVOLVABLE_DRIFTS = ("lpo", "ta_lpo", "atoms")  # the families valid for every parameter value
+RANDOMIZABLE = tuple(f.name for f in dataclasses.fields(Hyperparams))
 
 
-def check_evolvable(name: str) -> None:
+def check_evolvable(key: str, name: str) -> None:
     if name not in EVOLVABLE_DRIFTS:
-        raise ConfigError(f"drift={name!r} cannot be evolved; allowed: {', '.join(EVOLVABLE_DRIFTS)}")
+        raise ConfigError(f"{key}={name!r} cannot be evolved; allowed: {', '.join(EVOLVABLE_DRIFTS)}")
+
+
+def _training_envs(key: str, envs: tuple[str, ...]) -> None:
+    if not envs:
+        raise ConfigError(f"{key} is empty; name at least one gymnax env id")
+    _known_envs(key, envs)
+
+
+def _known_envs(key: str, envs: tuple[str, ...]) -> None:
+    for env in envs:
+        make_env(env)  # unknown env ids: one line with the allowed list
+
+
+def _check_randomize(key: str, ranges: dict) -> None:
+    """ConfigError (one line) unless every entry is a Hyperparams field with 0 < low <= high < inf."""
+    for name, bounds in ranges.items():
+        if name not in RANDOMIZABLE:
+            raise ConfigError(f"{key}.{name} is not allowed; randomisable: {', '.join(RANDOMIZABLE)}")
+        ok = (isinstance(bounds, (list, tuple)) and len(bounds) == 2
+              and all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds))
+        if not ok or not 0 < bounds[0] < bounds[1] < math.inf:
+            raise ConfigError(f"{key}.{name}={bounds!r} is not allowed; give [low, high] with "
+                              "0 < low < high (log-uniform)")
 
 
 @dataclass(frozen=True)
 class StrategyConfig:
     """The evosax strategy and the options we set on it (LPO's published defaults)."""
 
-    name: str = "Open_ES"  # any distribution-based evosax strategy
-    std: float = 0.05  # search std of the perturbations (0.03-0.1 in the LPO work)
-    lr: float = 0.01  # Adam learning rate of the search mean (strategies with an optimiser)
+    name: str = "Open_ES"  # any distribution-based evosax strategy (make_strategy checks the name)
+    std: float = setting(0.05, positive)  # search std of the perturbations (0.03-0.1 in the LPO work)
+    lr: float = setting(0.01, positive)  # Adam learning rate of the search mean (strategies with an optimiser)
     antithetic: bool = True  # mirrored pairs i and i + N/2 (strategies that support it)
 
 
@@ -71,21 +96,21 @@ class StrategyConfig:
 class SweepConfig:
     """Everything that determines a sweep's numbers (the run name and folder do not)."""
 
-    envs: tuple[str, ...] = ("CartPole-v1",)  # training envs; fitness averages over them
-    generations: int = 40  # total generations (raise it on --resume to go on)
-    population_size: int = 16  # drift candidates per generation
-    seeds_per_member: int = 2  # inner runs per member per env (common to all members)
-    checkpoint_every: int = 5  # generations between checkpoints (and drift files, heat maps)
-    generations_per_call: int = 1  # generations per compiled call (lax.scan); 1 = finest progress
-    mean_drift_seeds: int = 16  # validation: fresh seeds per env scoring the search mean at checkpoints
-    seed: int = 0  # root PRNG seed of the sweep
+    envs: tuple[str, ...] = setting(("CartPole-v1",), _training_envs)  # training envs; fitness averages over them
+    generations: int = setting(40, positive_int)  # total generations (raise it on --resume to go on)
+    population_size: int = setting(16, positive_int)  # drift candidates per generation
+    seeds_per_member: int = setting(2, positive_int)  # inner runs per member per env (common to all members)
+    checkpoint_every: int = setting(5, positive_int)  # generations between checkpoints (and drift files, heat maps)
+    generations_per_call: int = setting(1, positive_int)  # generations per compiled call (lax.scan); 1 = finest progress
+    mean_drift_seeds: int = setting(16, positive_int)  # validation: fresh seeds per env scoring the search mean
+    seed: int = setting(0, seed_value)  # root PRNG seed of the sweep
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
-    drift: str = "lpo"  # the drift family evolved: lpo, ta_lpo or atoms
+    drift: str = setting("lpo", check_evolvable)  # the drift family evolved: lpo, ta_lpo or atoms
     drift_options: dict = field(default_factory=dict)  # options of that drift (hidden_size, start, ...)
     inner: dict = field(default_factory=dict)  # TrainConfig overrides applied to every env's preset
-    test_envs: tuple[str, ...] = ()  # held-out envs: the search mean is scored on them at checkpoints
+    test_envs: tuple[str, ...] = setting((), _known_envs)  # held-out envs: the search mean is scored on them at checkpoints
     inner_env: dict = field(default_factory=dict)  # {env: TrainConfig overrides} over `inner`, per env
-    inner_randomize: dict = field(default_factory=dict)  # {hyperparameter: [low, high]}, log-uniform per run
+    inner_randomize: dict = setting(default_factory=dict, check=_check_randomize)  # {hyperparameter: [low, high]}, log-uniform per run
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
@@ -119,16 +144,8 @@ class SweepConfig:
         return drifts.get(self.drift, **self.drift_options)
 
     def validate(self) -> "SweepConfig":
-
-        for name in ("generations", "population_size", "seeds_per_member", "checkpoint_every",
-                     "generations_per_call", "mean_drift_seeds"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name}={value!r} is not allowed; it must be a positive integer")
-        if not self.envs:
-            raise ConfigError("envs is empty; name at least one gymnax env id")
-        for env in self.envs + self.test_envs:
-            make_env(env)
+        check_fields(self)
+        check_fields(self.strategy, "strategy.")
         for env in self.test_envs:
             if env in self.envs:
                 raise ConfigError(f"test env {env!r} is also a training env; a held-out env must not be trained on")
@@ -138,16 +155,8 @@ class SweepConfig:
             if env not in self.envs + self.test_envs:
                 raise ConfigError(f"inner.{env} sets an env that is not in the sweep; its envs are "
                                   f"{', '.join(self.envs + self.test_envs)}")
-        _check_randomize(self.inner_randomize)
-        check_evolvable(self.drift)
         drift = self.make_drift()
-        if self.strategy.name not in strategy_names():
-            raise ConfigError(f"unknown strategy {self.strategy.name!r}; allowed: {', '.join(strategy_names())}")
-        check_seed(self.seed)
-        if not 0 < self.strategy.std < math.inf or not 0 < self.strategy.lr < math.inf:
-            raise ConfigError(f"strategy.std={self.strategy.std!r} and strategy.lr={self.strategy.lr!r} "
-                              "must both be finite numbers > 0")
-        # The strategy itself checks the population size (even for antithetic pairs, ...).
+        # The strategy itself checks its name and the population size (even for antithetic pairs, ...).
         make_strategy(self.strategy.name, self.population_size, drift.init(jax.random.PRNGKey(0)),
                       std=self.strategy.std, lr=self.strategy.lr, antithetic=self.strategy.antithetic)
         member_mesh(self.population_size)
@@ -205,21 +214,6 @@ PRESETS: dict[str, SweepConfig] = {
 }
 
 
-RANDOMIZABLE = tuple(f.name for f in dataclasses.fields(Hyperparams))
-
-
-def _check_randomize(ranges: dict) -> None:
-    """ConfigError (one line) unless every entry is a Hyperparams field with 0 < low <= high < inf."""
-    for name, bounds in ranges.items():
-        if name not in RANDOMIZABLE:
-            raise ConfigError(f"inner_randomize.{name} is not allowed; randomisable: {', '.join(RANDOMIZABLE)}")
-        ok = (isinstance(bounds, (list, tuple)) and len(bounds) == 2
-              and all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds))
-        if not ok or not 0 < bounds[0] < bounds[1] < math.inf:
-            raise ConfigError(f"inner_randomize.{name}={bounds!r} is not allowed; give [low, high] with "
-                              "0 < low < high (log-uniform)")
-
-
 def preset_names() -> list[str]:
     return list(PRESETS)
 
@@ -271,9 +265,8 @@ def apply_sweep_overrides(config: SweepConfig, settings: list[str]) -> SweepConf
 
 
 def settable_keys(config: SweepConfig) -> list[str]:
-    top = [f.name for f in dataclasses.fields(SweepConfig)
-           if f.name not in ("drift_options", "inner", "inner_env", "inner_randomize")]
-    strategy = [f"strategy.{f.name}" for f in dataclasses.fields(StrategyConfig) if f.name != "name"]
+    top = list(settable_fields(SweepConfig))
+    strategy = [f"strategy.{key}" for key in settable_fields(StrategyConfig)]
     drift = [f"drift.{k}" for k in drifts.option_types(config.drift)]
     return top + strategy + drift + ["<inner-loop field> (e.g. total_timesteps, lr, num_envs)",
                                      "inner.<env>.<inner-loop field>", "inner_randomize.<hyperparameter>"]
@@ -281,74 +274,91 @@ def settable_keys(config: SweepConfig) -> list[str]:
 
 def apply_sweep_settings(config: SweepConfig, pairs: list[tuple[str, Any]]) -> SweepConfig:
     """Apply (key, value) pairs; values are strings (from --set) or typed (from TOML)."""
-    top_types = field_types(SweepConfig)
-    strategy_types = field_types(StrategyConfig)
-    inner_types = field_types(TrainConfig)
     # The drift name first (its options depend on it), then the envs (a preset's per-env
     # settings of an env they drop go with it; a setting given here for one still fails validate).
     pairs = sorted(pairs, key=lambda kv: (kv[0] not in ("drift", "drift.name"),
                                           kv[0] not in ("envs", "test_envs")))
     for key, value in pairs:
-        if key in ("drift", "drift.name"):
-            name = str(value)
-            check_evolvable(name)
-            keep = {k: v for k, v in config.drift_options.items() if k in drifts.option_types(name)}
-            config = dataclasses.replace(config, drift=name, drift_options=keep)
-        elif key in ("strategy", "strategy.name"):
-            config = dataclasses.replace(config, strategy=dataclasses.replace(config.strategy, name=str(value)))
-        elif key.startswith("strategy."):
-            option = key[len("strategy."):]
-            if option not in strategy_types:
-                allowed = ", ".join(f"strategy.{k}" for k in strategy_types)
-                raise ConfigError(f"unknown setting {key!r}; allowed: {allowed}")
-            config = dataclasses.replace(config, strategy=dataclasses.replace(
-                config.strategy, **{option: _typed(key, value, strategy_types[option])}))
-        elif key.startswith("drift."):
-            option = key[len("drift."):]
-            types = drifts.option_types(config.drift)
-            if option not in types:
-                raise ConfigError(f"drift {config.drift!r} has no option {option!r}; "
-                                  f"allowed: {', '.join('drift.' + k for k in types)}")
-            config = dataclasses.replace(config, drift_options={**config.drift_options,
-                                                                option: _typed(key, value, types[option])})
-        elif key in ("envs", "test_envs"):
-            envs = value if isinstance(value, (list, tuple)) else [e for e in str(value).split(",")]
-            config = dataclasses.replace(config, **{key: tuple(str(e).strip() for e in envs if str(e).strip())})
-            kept = config.envs + config.test_envs
-            config = dataclasses.replace(config, inner_env={e: v for e, v in config.inner_env.items() if e in kept})
-        elif key.startswith("inner_randomize."):
-            name = key[len("inner_randomize."):]
-            bounds = value if isinstance(value, (list, tuple)) else str(value).split(",")
-            bounds = [_typed(key, b, float) for b in bounds]
-            config = dataclasses.replace(config, inner_randomize={**config.inner_randomize, name: bounds})
-        elif key.startswith("inner.") and key.count(".") >= 2:  # inner.<env>.<field>; env ids have no dots
-            env, name = key[len("inner."):].rsplit(".", 1)
-            if name not in inner_types or name == "env_id":
-                raise ConfigError(f"unknown setting {key!r}; {name!r} is not an inner-loop field")
-            per_env = {**config.inner_env.get(env, {}), name: _typed(key, value, inner_types[name])}
-            config = dataclasses.replace(config, inner_env={**config.inner_env, env: per_env})
-        elif key in top_types and key not in ("drift_options", "inner", "strategy", "inner_env", "inner_randomize"):
-            config = dataclasses.replace(config, **{key: _typed(key, value, top_types[key])})
-        elif key.removeprefix("inner.") in inner_types and key.removeprefix("inner.") != "env_id":
-            name = key.removeprefix("inner.")
-            config = dataclasses.replace(config, inner={**config.inner,
-                                                        name: _typed(key, value, inner_types[name])})
-        else:
-            raise ConfigError(f"unknown setting {key!r}; allowed: {', '.join(settable_keys(config))}")
+        config = _setter(key)(config, key, value)
     return config
 
 
-def _typed(key: str, value: Any, kind: type) -> Any:
-    """A TOML value checked against `kind`, or a --set string parsed as `kind`."""
-    if isinstance(value, str) and kind is not str:
-        return parse_value(key, value, kind)
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if kind is int and isinstance(value, float) and value.is_integer():
-        return int(value)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ConfigError(f"{key}={value!r} is not a valid {kind.__name__}")
-    return value
+def _set_drift(config: SweepConfig, key: str, value: Any) -> SweepConfig:
+    name = str(value)
+    check_evolvable("drift", name)
+    keep = {k: v for k, v in config.drift_options.items() if k in drifts.option_types(name)}
+    return dataclasses.replace(config, drift=name, drift_options=keep)
+
+
+def _set_strategy(config: SweepConfig, key: str, value: Any) -> SweepConfig:
+    key = "strategy.name" if key == "strategy" else key
+    return dataclasses.replace(config, strategy=apply_settings(config.strategy, [(key, value)], prefix="strategy."))
+
+
+def _set_drift_option(config: SweepConfig, key: str, value: Any) -> SweepConfig:
+    option = key.removeprefix("drift.")
+    kind = drifts.option_kind(config.drift, option, prefix="drift.")
+    return dataclasses.replace(config, drift_options={**config.drift_options, option: typed(key, value, kind)})
+
+
+def _set_envs(config: SweepConfig, key: str, value: Any) -> SweepConfig:
+    config = dataclasses.replace(config, **{key: typed(key, value, tuple)})
+    kept = config.envs + config.test_envs
+    return dataclasses.replace(config, inner_env={e: v for e, v in config.inner_env.items() if e in kept})
+
+
+def _set_randomize(config: SweepConfig, key: str, value: Any) -> SweepConfig:
+    bounds = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    bounds = [typed(key, b, float) for b in bounds]
+    name = key.removeprefix("inner_randomize.")
+    return dataclasses.replace(config, inner_randomize={**config.inner_randomize, name: bounds})
+
+
+def inner_target(key: str) -> tuple[str, str]:
+    """(env, field) of an inner-loop key: `inner.<env>.<field>` sets one env's field, and
+    `inner.<field>` or a bare `<field>` every env's (env ""). Env ids have no dots."""
+    env, _, name = key.removeprefix("inner.").rpartition(".")
+    return (env, name) if key.startswith("inner.") else ("", key)
+
+
+def _set_inner(config: SweepConfig, key: str, value: Any) -> SweepConfig:
+    """`inner.<field>` (or a bare inner-loop field) for every env, `inner.<env>.<field>` for one."""
+    env, name = inner_target(key)
+    inner_fields = settable_fields(TrainConfig)
+    if name not in inner_fields or name == "env_id":
+        if env:
+            raise ConfigError(f"unknown setting {key!r}; {name!r} is not an inner-loop field")
+        _unknown(config, key)
+    if not env:
+        return dataclasses.replace(config, inner={**config.inner, name: typed(key, value, field_kind(inner_fields[name]))})
+    per_env = {**config.inner_env.get(env, {}), name: typed(key, value, field_kind(inner_fields[name]))}
+    return dataclasses.replace(config, inner_env={**config.inner_env, env: per_env})
+
+
+def _set_top(config: SweepConfig, key: str, value: Any) -> SweepConfig:
+    """A SweepConfig field by name, else an inner-loop field for every env."""
+    if key in settable_fields(SweepConfig):
+        return apply_settings(config, [(key, value)])
+    if "." in key:
+        _unknown(config, key)
+    return _set_inner(config, key, value)
+
+
+def _unknown(config: SweepConfig, key: str):
+    raise ConfigError(f"unknown setting {key!r}; allowed: {', '.join(settable_keys(config))}")
+
+
+# Which function applies a key: exact keys, then prefixes (ending in "."), then `_set_top`.
+_ROUTES = (("drift", _set_drift), ("drift.name", _set_drift), ("strategy", _set_strategy),
+           ("envs", _set_envs), ("test_envs", _set_envs), ("strategy.", _set_strategy),
+           ("drift.", _set_drift_option), ("inner_randomize.", _set_randomize), ("inner.", _set_inner))
+
+
+def _setter(key: str):
+    for match, setter in _ROUTES:
+        if key == match or (match.endswith(".") and key.startswith(match)):
+            return setter
+    return _set_top
 
 
 RESUMABLE_KEYS = ("generations", "checkpoint_every", "generations_per_call")

@@ -18,7 +18,7 @@ import numpy as np
 
 from discover.files.atomic import package_versions
 from discover.files.drift_file import save_drift
-from discover.report.figures import drift_landscapes_png
+from discover.report.figures import drift_landscapes_png, reference_panels
 from discover.sweep import wandb_run as wandb_mirror
 from discover.sweep.checkpoint import load_newest_checkpoint, save_checkpoint
 from discover.sweep.config import SweepConfig
@@ -27,7 +27,6 @@ from discover.sweep.machinery import (Machinery, build_machinery, checkpoint_key
 from discover.sweep.run_folder import RunFolder
 from discover.training.references import check_learnable
 from inner_loop import drifts
-from inner_loop.errors import ConfigError
 from outer_loop import EvolutionState, per_env_scores
 
 FITNESS_STATISTICS = ("fitness_mean", "fitness_max", "fitness_min", "fitness_std", "fitness_noise", "fitness_snr")
@@ -69,15 +68,14 @@ def run_sweep(config: SweepConfig, run_dir: str, *, name: str, resume: bool = Fa
     writer = jax.process_index() == 0  # with jax.distributed, one process writes the run folder
     if writer and wandb_mode == "online":
         wandb_mirror.require_wandb_login()  # now, not after the references and the compilation
-    sweep = _Sweep(config, RunFolder(run_dir), name, writer, log)
-    run_id = sweep.open(resume)
+    sweep = _Sweep.open(config, RunFolder(run_dir), name, writer, log, resume)
     done = sweep.restore(resume)
-    wandb = wandb_mirror.start_wandb(wandb_mode, sweep.folder, name, run_id, config, resume) if writer else None
-    sweep.wandb = wandb
+    wandb = (wandb_mirror.start_wandb(wandb_mode, sweep.folder, name, sweep.saved["wandb_run_id"], config, resume)
+             if writer else None)
     if on_start:
         on_start(done.generation, config.generations)
     try:
-        done, interrupted = sweep.run(done, on_generation, stop_requested)
+        done, interrupted = sweep.run(done, wandb, on_generation, stop_requested)
     finally:
         if wandb is not None:
             wandb.finish()
@@ -87,32 +85,38 @@ def run_sweep(config: SweepConfig, run_dir: str, *, name: str, resume: bool = Fa
 class _Sweep:
     """One sweep in its run folder: opening it, restoring, the generations and checkpoints."""
 
-    def __init__(self, config: SweepConfig, folder: RunFolder, name: str, writer: bool, log: Callable[[str], None]):
+    def __init__(self, config: SweepConfig, folder: RunFolder, name: str, writer: bool, log: Callable[[str], None],
+                 saved: dict, machinery: Machinery):
         self.config, self.folder, self.name, self.writer, self.log = config, folder, name, writer, log
-        self.wandb = None
-        self.last_row: dict | None = None
+        self.saved = saved  # what config.json holds (name, config, wandb run id, versions)
+        self.machinery = machinery
+        # Where the run is: set by `restore`, moved on by the generations.
+        self.last_row: dict | None = None  # the newest metrics row
+        self.saved_generation = 0  # the newest checkpoint's generation
+        self.wall_offset, self.started = 0.0, time.perf_counter()  # wall seconds before this process, and its start
+        self.wandb = None  # the wandb run `run` mirrors to (None: no mirror, or not the writing process)
 
-    def open(self, resume: bool) -> str:
-        """Read (resume) or resolve and write the references and config; build the machinery;
-        returns the wandb run id."""
-        config, folder = self.config, self.folder
+    @classmethod
+    def open(cls, config: SweepConfig, folder: RunFolder, name: str, writer: bool, log: Callable[[str], None],
+             resume: bool) -> "_Sweep":
+        """Read (resume) or resolve and write the references and config; build the machinery."""
         if resume:
-            self.saved = folder.read_config()
+            saved = folder.read_config()
             references, test_references = folder.read_references()
             for entry in references + test_references:  # checked again: the folder may predate the margin
                 check_learnable(entry, f"{folder.path!r} cannot go on; start a new sweep with a larger "
                                        "total_timesteps or another lr for that env")
         else:
-            references, test_references = resolve_references(config, self.log)
-            run_id = f"{self.name}-{time.strftime('%Y%m%d%H%M%S')}".replace("/", "-")[:64]
-            self.saved = {"name": self.name, "sweep": config.to_dict(), "wandb_run_id": run_id,
-                          "inner_configs": [c.to_dict() for c in config.train_configs()],
-                          "test_inner_configs": [c.to_dict() for c in config.test_configs()],
-                          "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": package_versions()}
-            if self.writer:
+            references, test_references = resolve_references(config, log)
+            run_id = f"{name}-{time.strftime('%Y%m%d%H%M%S')}".replace("/", "-")[:64]
+            saved = {"name": name, "sweep": config.to_dict(), "wandb_run_id": run_id,
+                     "inner_configs": [c.to_dict() for c in config.train_configs()],
+                     "test_inner_configs": [c.to_dict() for c in config.test_configs()],
+                     "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": package_versions()}
+            if writer:
                 folder.write_references(references, test_references)
-        self.machinery: Machinery = build_machinery(config, normalisation(references), normalisation(test_references))
-        return self.saved["wandb_run_id"]
+        machinery = build_machinery(config, normalisation(references), normalisation(test_references))
+        return cls(config, folder, name, writer, log, saved, machinery)
 
     def restore(self, resume: bool) -> Done:
         """The newest readable checkpoint (resume) or the initial state; metrics cut to match."""
@@ -124,9 +128,7 @@ class _Sweep:
         if restored is not None:
             state, header = restored
             generation = header["generation"]
-            if generation > self.config.generations:
-                raise ConfigError(f"generations={self.config.generations} is less than the {generation} generations "
-                                  f"{self.folder.path!r} has done; set generations >= {generation}")
+            self.folder.check_generations(self.config.generations, generation)
             self.log(f"resuming {self.folder.path} from generation {generation}")
         if self.writer:  # config.json last: it marks a run folder complete
             self.folder.write_config({**self.saved, "sweep": self.config.to_dict()})
@@ -140,11 +142,11 @@ class _Sweep:
     def wall_seconds(self) -> float:
         return self.wall_offset + time.perf_counter() - self.started
 
-    def run(self, done: Done, on_generation, stop_requested) -> tuple[Done, bool]:
-        """Generations until the config's count or a stop request: (last done, interrupted).
-        Only a `Done` point is checkpointed unplanned: mid-call (a second Ctrl-C while drift
-        files are written, say) the state and the metric rows disagree."""
-        config = self.config
+    def run(self, done: Done, wandb, on_generation, stop_requested) -> tuple[Done, bool]:
+        """Generations until the config's count or a stop request, mirrored to `wandb` (or None):
+        (last done, interrupted). Only a `Done` point is checkpointed unplanned: mid-call (a
+        second Ctrl-C while drift files are written, say) the state and the metric rows disagree."""
+        config, self.wandb = self.config, wandb
         try:
             while done.generation < config.generations:
                 if stop_requested():
@@ -238,10 +240,9 @@ class _Sweep:
                    {**provenance, "which": "best", "fitness": float(state.best_fitness),
                     "fitness_seeds_per_env": config.seeds_per_member,
                     "best_generation": int(state.best_generation)})
-        ppo = drifts.get("ppo")
         drift_landscapes_png([(f"mean drift, generation {generation}",
                                lambda r, a, p: machinery.drift(mean_params, r, a, p)),
-                              ("PPO (eps 0.2)", lambda r, a, p: ppo({}, r, a, p))], heatmap)
+                              *reference_panels("ppo")], heatmap)
         # The checkpoint last: a run stopped before it resumes from the previous one and writes
         # this generation's drift files and heat map again, so none is ever missing.
         save_checkpoint(folder.checkpoint_path(generation), generation, state, header)

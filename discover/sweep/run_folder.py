@@ -184,6 +184,12 @@ class RunFolder:
         found = self.checkpoints()
         return found[-1][0] if found else 0
 
+    def check_generations(self, generations: int, done: int) -> None:
+        """ConfigError (one line) unless a sweep of `generations` reaches the `done` this folder has."""
+        if done > generations:
+            raise ConfigError(f"generations={generations} is less than the {done} generations "
+                              f"{self.path!r} has done; set generations >= {done}")
+
     def best_validated_generation(self, files: dict[int, str]) -> int:
         """Of the checkpoints in `files`, the one whose mean drift has the highest validation
         score (`mean_drift_fitness` in metrics.jsonl); the newest if none has one. No fallback

@@ -119,15 +119,20 @@ def maximise_mirror_objective(logits_old: jax.Array, adv: jax.Array, drift_fn: D
 
     if config.inner_restarts == 0:
         return ascend(logits_old)
+    all_logits, all_objective = jax.vmap(ascend)(_ascent_starts(logits_old, config, key))  # [R+1, S, A], [R+1, S]
+    best = jnp.argmax(all_objective, axis=0)  # ties: the ascent from pi_old (index 0)
+    states = jnp.arange(logits_old.shape[0])
+    return all_logits[best, states], all_objective[best, states]
+
+
+def _ascent_starts(logits_old: jax.Array, config: VerifyConfig, key: jax.Array | None) -> jax.Array:
+    """`logits_old` and `config.inner_restarts` random logits around it (in the KL ball, if one)."""
     key = jax.random.PRNGKey(0) if key is None else key
     noise = RESTART_SCALE * jax.random.normal(key, (config.inner_restarts,) + logits_old.shape, logits_old.dtype)
     starts = jnp.concatenate([logits_old[None], clip_logit_range(logits_old[None] + noise)])
     if config.neighbourhood == "kl_ball":
         starts = jax.vmap(lambda z: project_to_kl_ball(z, logits_old, config.kl_delta))(starts)
-    all_logits, all_objective = jax.vmap(ascend)(starts)  # [R+1, S, A], [R+1, S]
-    best = jnp.argmax(all_objective, axis=0)  # ties: the ascent from pi_old (index 0)
-    states = jnp.arange(logits_old.shape[0])
-    return all_logits[best, states], all_objective[best, states]
+    return starts
 
 
 class RunTrace(NamedTuple):

@@ -6,9 +6,9 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from discover.training.settings import parse_value
-from inner_loop.config import TrainConfig, field_types
+from inner_loop.config import TrainConfig
 from inner_loop.errors import ConfigError
+from inner_loop.settings import field_types, parse_value
 
 AS_SET = "as set"  # the one point of a comparison without a grid: the settings as given
 

@@ -17,9 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from discover.files.drift_file import LoadedDrift, axiom_report, drift_file_path, packaged_drifts, read_drift_file
-from discover.training.settings import apply_train_overrides, parse_value, split_pairs
 from inner_loop import TrainConfig, drifts, preset
 from inner_loop.errors import ConfigError
+from inner_loop.settings import apply_settings, parse_value, split_pairs
 
 DRIFT_PREFIX = "drift."
 
@@ -82,7 +82,9 @@ class ResolvedDrift:
     def train_config(self, env_id: str, settings: list[str] = ()) -> TrainConfig:
         """The env's preset, this drift's fields (trpo: a KL ball), then `settings`; validated."""
         config = preset(env_id).replace(**self.env_defaults(env_id), **self.config_changes)
-        return apply_train_overrides(config, list(settings), fixed=("env_id",) + tuple(self.config_changes)).validate()
+        fixed = dict.fromkeys(("env_id", *self.config_changes), "the command line (--env / --drift)")
+        return apply_settings(config, split_pairs(list(settings)), fixed=fixed,
+                              also_allowed=("drift.<option>",)).validate()
 
     def bind(self, key: jax.Array) -> LoadedDrift:
         """The drift with its params bound: `fn(ratio, advantage, progress)`."""
@@ -111,14 +113,10 @@ def allowed_drifts(aliases: bool = True) -> list[str]:
 def drift_options(name: str, drift_pairs: list[str], label: str | None = None) -> dict:
     """`drift.<option>=value` pairs parsed by the types of zoo drift `name`'s options (`label`:
     the name the user gave, e.g. an alias, for the message)."""
-    types = drifts.option_types(name)
     options: dict[str, Any] = {}
     for key, text in split_pairs(drift_pairs):
-        option = key[len(DRIFT_PREFIX):]
-        if option not in types:
-            allowed = ", ".join(f"{DRIFT_PREFIX}{k}" for k in types) or "none"
-            raise ConfigError(f"drift {label or name!r} has no option {option!r}; allowed: {allowed}")
-        options[option] = parse_value(key, text, types[option])
+        option = key.removeprefix(DRIFT_PREFIX)
+        options[option] = parse_value(key, text, drifts.option_kind(name, option, label=label, prefix=DRIFT_PREFIX))
     return options
 
 

@@ -30,7 +30,6 @@ import numbers
 import reprlib
 from typing import Any
 
-from inner_loop.config import field_types
 from inner_loop.drifts.atoms import AtomsDrift
 from inner_loop.drifts.base import (ADVANTAGE_MAX, COEFFICIENT_RANGE, LOG_RATIO_CLIP, MAX_HIDDEN_SIZE,
                                     MAX_INIT_SCALE, MAX_LAYERS, Drift)
@@ -38,11 +37,12 @@ from inner_loop.drifts.closed_form import ClosedFormDrift, DPODrift, KLDrift, PP
 from inner_loop.drifts.neural import KNEE, START_DRIFTS, LPODrift, TALPODrift, lpo_features
 from inner_loop.drifts.neural_v1 import LPOv1Drift, TALPOv1Drift, lpo_v1_features
 from inner_loop.errors import ConfigError
+from inner_loop.settings import field_types
 
 __all__ = ["ADVANTAGE_MAX", "COEFFICIENT_RANGE", "LOG_RATIO_CLIP", "MAX_HIDDEN_SIZE", "MAX_INIT_SCALE",
            "MAX_LAYERS", "KNEE", "START_DRIFTS", "V1_NAMES", "ZOO", "Drift", "ZeroDrift", "KLDrift", "PPODrift",
            "DPODrift", "ClosedFormDrift", "LPODrift", "TALPODrift", "LPOv1Drift", "TALPOv1Drift", "AtomsDrift",
-           "ppo_drift", "lpo_features", "lpo_v1_features", "names", "option_types", "get"]
+           "ppo_drift", "lpo_features", "lpo_v1_features", "names", "option_types", "option_kind", "get"]
 
 ZOO: dict[str, type[Drift]] = {cls.name: cls for cls in
                                (ZeroDrift, KLDrift, PPODrift, DPODrift, LPODrift, TALPODrift, AtomsDrift,
@@ -60,15 +60,20 @@ def option_types(name: str) -> dict[str, type]:
     return field_types(_lookup(name))
 
 
+def option_kind(name: str, option: str, *, label: str | None = None, prefix: str = "") -> type:
+    """The type of zoo drift `name`'s `option`; ConfigError (one line) if it has no such option.
+    `label`: the name the user gave (an alias); `prefix`: how the user spells options (drift.)."""
+    types = option_types(name)
+    if option not in types:
+        allowed = ", ".join(prefix + k for k in types) or "none"
+        raise ConfigError(f"drift {label or name!r} has no option {option!r}; allowed: {allowed}")
+    return types[option]
+
+
 def get(name: str, **options) -> Drift:
     """The zoo drift `name` with `options`; ConfigError names bad names, options, types and values."""
     cls = _lookup(name)
-    types = field_types(cls)
-    for key in options:
-        if key not in types:
-            takes = f"allowed: {', '.join(types)}" if types else "it takes no options"
-            raise ConfigError(f"drift {name!r} has no option {key!r}; {takes}")
-    drift = cls(**{key: _typed(name, key, value, types[key]) for key, value in options.items()})
+    drift = cls(**{key: _typed(name, key, value, option_kind(name, key)) for key, value in options.items()})
     drift._check()
     return drift
 

@@ -143,6 +143,14 @@ class AtomsDrift(Drift):
     def init(self, key):
         return {"theta": jnp.zeros(len(self.atoms), jnp.float32)}
 
+    def feature_names(self) -> list[str]:
+        return [atom.text for atom in self.atoms]  # theta's order
+
+    def architecture(self) -> dict:
+        return {"kind": "d = sum_i w_i atom_i, w_i = relu(s_i + theta_i), s the start's atoms; "
+                        "the atoms are listed in `features`, in the order of theta",
+                "start": self.start, "time_aware": self.time_aware, "atoms": len(self.atoms)}
+
     def weights(self, params) -> jax.Array:
         """The atoms' weights, all >= 0."""
         return jax.nn.relu(self.start_weights + params["theta"])

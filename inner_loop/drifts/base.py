@@ -34,6 +34,14 @@ class Drift:
     def options(self) -> dict:
         return dataclasses.asdict(self)
 
+    def feature_names(self) -> list[str]:
+        """What the parameters read (a drift file's `features`): the inputs, for a closed form."""
+        return ["r", "A"]
+
+    def architecture(self) -> dict:
+        """What the parameters are (a drift file's `architecture`): "kind", and the options that shape them."""
+        return {"kind": f"closed-form zoo drift {self.name!r}"}
+
     def _check(self) -> None:
         """Raise ConfigError for option values outside their allowed range."""
 

@@ -106,6 +106,13 @@ class ClosedFormDrift(Drift):
     def __call__(self, params, ratio, advantage, progress=0.0):
         return compile_expression(self.expression)(ratio, advantage, progress)
 
+    def feature_names(self) -> list[str]:
+        return ["r", "A", "p"]
+
+    def architecture(self) -> dict:
+        return {"kind": "closed-form formula over r, A, p (the safe grammar of inner_loop/expression.py)",
+                "expression": self.expression}
+
     def _check(self):
         if not isinstance(self.expression, str):
             raise ConfigError(f"drift option expression={self.expression!r} is not allowed; it must be a string")

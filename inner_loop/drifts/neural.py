@@ -72,7 +72,8 @@ class _NeuralDrift(Drift):
     init_scale: float = 0.0  # std of the read-out layer(s) at init (0: drift starts exactly at `start`)
 
     time_aware: ClassVar[bool] = False
-    base_feature_count: ClassVar[int] = 0
+    base_feature_names: ClassVar[tuple[str, ...]] = ()  # the names of `base_features`' columns
+    architecture_text: ClassVar[str] = ""  # the family's form, in a line
 
     @staticmethod
     def base_features(ratio, advantage):
@@ -80,7 +81,15 @@ class _NeuralDrift(Drift):
 
     @property
     def num_features(self) -> int:
-        return self.base_feature_count * (2 if self.time_aware else 1)
+        return len(self.feature_names())
+
+    def feature_names(self) -> list[str]:
+        names = list(self.base_feature_names)
+        return names + [f"p*{name}" for name in names] if self.time_aware else names
+
+    def architecture(self) -> dict:
+        return {"kind": self.architecture_text, "hidden_size": self.hidden_size, "num_layers": self.num_layers,
+                "start": self.start, "eps": self.eps}
 
     def features(self, ratio, advantage, progress):
         phi = self.base_features(ratio, advantage)
@@ -133,7 +142,10 @@ class LPODrift(_NeuralDrift):
     """
 
     name: ClassVar[str] = "lpo"
-    base_feature_count: ClassVar[int] = 12
+    base_feature_names: ClassVar[tuple[str, ...]] = tuple(
+        f"{scale}{kind}({u})" for scale in ("", "A*", "|A|*") for u in ("r-1", "log r") for kind in ("odd", "even"))
+    architecture_text: ClassVar[str] = (f"d = relu(start + h(psi)), h = v.psi + w.tanh-MLP(psi), bias-free; "
+                                        f"odd(u) = u|u|/(|u|+{KNEE}), even(u) = u^2/(|u|+{KNEE})")
     base_features = staticmethod(lpo_features)
 
     @property

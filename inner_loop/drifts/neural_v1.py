@@ -13,6 +13,7 @@ import jax.numpy as jnp
 from inner_loop.drifts.closed_form import ppo_drift
 from inner_loop.drifts.neural import _check_net_options, _NeuralDrift
 
+
 def lpo_v1_features(ratio, advantage):
     """The format-1 LPO features; each is exactly 0 at r = 1 (r - 1 = log 1 = 0)."""
     x, log_r = ratio - 1.0, jnp.log(ratio)
@@ -44,7 +45,9 @@ class LPOv1Drift(_NeuralDrift):
     """
 
     name: ClassVar[str] = "lpo_v1"
-    base_feature_count: ClassVar[int] = 8
+    base_feature_names: ClassVar[tuple[str, ...]] = (
+        "r-1", "(r-1)^2", "log r", "(log r)^2", "A(r-1)", "A(r-1)^2", "A log r", "A (log r)^2")
+    architecture_text: ClassVar[str] = "d = [PPO drift if start == 'ppo'] + g(phi)^2, g a bias-free tanh MLP"
     base_features = staticmethod(lpo_v1_features)
 
     @property
