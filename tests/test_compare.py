@@ -102,6 +102,7 @@ def test_compare_bad_input_is_one_line(tmp_path, capsys):
         (["compare", "ppo", "--set", "drift.eps=0.1", "-o", str(tmp_path / "r")], "drift.<option> is not allowed"),
         (["compare", "ppo", "--set", "inner.Acrobot-v1.lr=0.1", "-o", str(tmp_path / "r")],
          "'Acrobot-v1' is not one of --envs (CartPole-v1)"),
+        (["compare", "ppo", "--set", "inner..lr=0.1", "-o", str(tmp_path / "r")], "the env id is missing"),
         (["compare", "ppo", "--grid", "foo=1,2", "-o", str(tmp_path / "r")],
          "--grid field 'foo' is not a numeric inner-loop setting; allowed: "),
         (["compare", "ppo", "--grid", "activation=1,2", "-o", str(tmp_path / "r")], "'activation' is not a numeric"),

@@ -128,6 +128,7 @@ def _error(capsys, argv):
     (["inner_randomize.colour=1,2"], "inner_randomize.colour is not allowed; randomisable: lr"),
     (["inner.Acrobot-v1.total_timesteps=4096"], "inner.Acrobot-v1 sets an env that is not in the sweep"),
     (["inner.Catch-bsuite.colour=4"], "'colour' is not an inner-loop field"),
+    (["inner..lr=1e-2"], "--set inner..lr: the env id is missing"),
 ])
 def test_bad_multi_env_settings_are_one_line_errors_and_write_nothing(capsys, tmp_path, settings, fragment):
     code, err = _error(capsys, sweep_args(tmp_path / "runs", "bad", 1, ["test_envs=Catch-bsuite", *settings]))

@@ -11,12 +11,12 @@ Config file (TOML), every key optional:
     envs = ["CartPole-v1"]
     generations = 40
     population_size = 16
+    test_envs = ["Acrobot-v1"]    # held-out envs, scored at checkpoints, never selected on
     [strategy]                    # name, std, lr, antithetic
     name = "Open_ES"
     [drift]                       # name and the drift's options
     name = "lpo"
     hidden_size = 16
-    test_envs = ["Acrobot-v1"]    # held-out envs, scored at checkpoints, never selected on
     [inner]                       # inner-loop TrainConfig fields, for every env
     total_timesteps = 65536
     [inner."Acrobot-v1"]          # ... and for one env (over the above)
@@ -317,8 +317,12 @@ def _set_randomize(config: SweepConfig, key: str, value: Any) -> SweepConfig:
 def inner_target(key: str) -> tuple[str, str]:
     """(env, field) of an inner-loop key: `inner.<env>.<field>` sets one env's field, and
     `inner.<field>` or a bare `<field>` every env's (env ""). Env ids have no dots."""
-    env, _, name = key.removeprefix("inner.").rpartition(".")
-    return (env, name) if key.startswith("inner.") else ("", key)
+    if not key.startswith("inner."):
+        return "", key
+    env, dot, name = key.removeprefix("inner.").rpartition(".")
+    if dot and not env:
+        raise ConfigError(f"--set {key}: the env id is missing; use inner.<env>.<field> or inner.<field>")
+    return env, name
 
 
 def _set_inner(config: SweepConfig, key: str, value: Any) -> SweepConfig:
