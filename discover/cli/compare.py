@@ -23,8 +23,8 @@ from discover.cli.progress import progress_display
 from discover.report.folder import check_report_folder, write_report_folder
 from discover.report.summary import shrinkage, summarize
 from discover.training.comparison import Entry, entry_configs, env_configs, resolve_entries, run_count, train_all
-from discover.training.grid import parse_grid
 from discover.sweep.config import inner_target
+from discover.training.grid import parse_grid
 from discover.training.resolver import split_drift_settings
 from inner_loop.envs import make_env
 from inner_loop.episodes import check_final_window

@@ -333,10 +333,10 @@ def _set_inner(config: SweepConfig, key: str, value: Any) -> SweepConfig:
         if env:
             raise ConfigError(f"unknown setting {key!r}; {name!r} is not an inner-loop field")
         _unknown(config, key)
+    value = typed(key, value, field_kind(inner_fields[name]))
     if not env:
-        return dataclasses.replace(config, inner={**config.inner, name: typed(key, value, field_kind(inner_fields[name]))})
-    per_env = {**config.inner_env.get(env, {}), name: typed(key, value, field_kind(inner_fields[name]))}
-    return dataclasses.replace(config, inner_env={**config.inner_env, env: per_env})
+        return dataclasses.replace(config, inner={**config.inner, name: value})
+    return dataclasses.replace(config, inner_env={**config.inner_env, env: {**config.inner_env.get(env, {}), name: value}})
 
 
 def _set_top(config: SweepConfig, key: str, value: Any) -> SweepConfig:

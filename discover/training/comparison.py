@@ -74,7 +74,7 @@ def entry_configs(entries: list[Entry], envs: list[str], settings: dict[str, lis
     return configs
 
 
-def train_all(entries: list[Entry], envs: list[str], points: list[str], configs: dict, env_configs: dict,
+def train_all(entries: list[Entry], envs: list[str], points: list[str], configs: dict, plain_configs: dict,
               seeds: int, seed: int, progress: Callable[[str, int], None] = lambda description, done: None) -> dict:
     """{(label, env, point): {final_return, curve}} for every drift on every env and grid point
     with the same seeds, and {(None, env, point): {mean, se}}: the untrained policy's return
@@ -93,15 +93,16 @@ def train_all(entries: list[Entry], envs: list[str], points: list[str], configs:
                 result = train_seeds(configs[(entry.label, env, point)], entry.drift, entry.params, seeds, env_key)
                 runs[(entry.label, env, point)] = {"final_return": result.final_return, "curve": result.curve}
                 done += 1
-            config = env_configs[(env, point)]
-            if _untrained_key(config) not in untrained:  # an lr grid: one untrained run per env
+            config = plain_configs[(env, point)]
+            untrained_key = _untrained_key(config)
+            if untrained_key not in untrained:  # an lr grid: one untrained run per env
                 progress(f"untrained policy on {env}{at}", done)
                 finite = untrained_returns(config, seeds, env_key)
                 se = standard_error(finite)
-                untrained[_untrained_key(config)] = {"mean": float(np.mean(finite)) if finite.size else float("nan"),
-                                                     "se": float("nan") if se is None else se}
+                untrained[untrained_key] = {"mean": float(np.mean(finite)) if finite.size else float("nan"),
+                                            "se": float("nan") if se is None else se}
                 done += 1
-            runs[(None, env, point)] = untrained[_untrained_key(config)]
+            runs[(None, env, point)] = untrained[untrained_key]
     return runs
 
 
@@ -117,7 +118,7 @@ def env_configs(envs: list[str], settings: dict[str, list[str]], points: list[Gr
     return {(env, point): config for (_, env, point), config in configs.items()}
 
 
-def run_count(entries: list[Entry], envs: list[str], points: list[str], env_configs: dict) -> int:
+def run_count(entries: list[Entry], envs: list[str], points: list[str], plain_configs: dict) -> int:
     """How many runs `train_all` makes: each entry on each env and point, one untrained run per
     distinct untrained config."""
-    return len(entries) * len(envs) * len(points) + len({_untrained_key(c) for c in env_configs.values()})
+    return len(entries) * len(envs) * len(points) + len({_untrained_key(c) for c in plain_configs.values()})
